@@ -1,0 +1,118 @@
+"""The ``parakeet-nb`` command line (also ``python -m parakeet_nb``).
+
+Exit codes: 0 success (a clean audit), 1 a finding (an audit over the limits), 2 bad
+input or usage, with a one-line reason on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from parakeet_nb.audit import audit
+    from parakeet_nb.program import ModelReadError
+
+    try:
+        report = audit(args.path)
+    except ModelReadError as exc:
+        raise UsageError(str(exc)) from None
+    print(report.to_json() if args.json else report.format_text(limit=args.limit))
+    return report.exit_code
+
+
+def _load_modules(args: argparse.Namespace):
+    """The model named by ``--preset`` or ``--nemo`` (mutually exclusive)."""
+    from parakeet_nb import models
+
+    if getattr(args, "nemo", None):
+        from parakeet_nb.checkpoint import CheckpointError, load_nemo
+
+        try:
+            return load_nemo(args.nemo)
+        except CheckpointError as exc:
+            raise UsageError(str(exc)) from None
+    return models.build(args.preset)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from parakeet_nb import export as exporter
+
+    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    try:
+        names = exporter.select(only)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is a file; expected a folder (or a path that does not exist)")
+    modules = _load_modules(args)
+    bar = tqdm(total=len(names), unit="component", disable=args.quiet)
+
+    def progress(name: str) -> None:
+        if bar.n or name != names[0]:
+            bar.update(1)
+        bar.set_description(f"export {name}")
+
+    try:
+        result = exporter.export(modules, out, only=names, precision=args.precision, progress=progress)
+    except exporter.ExportError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        bar.update(bar.total - bar.n)
+        bar.close()
+    print(result.table())
+    print(f"wrote {len(result.components)} packages and metadata.json to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="parakeet-nb",
+        description="Get NeMo Parakeet TDT onto the Apple Neural Engine: audit, export, check.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("audit", help="list every tensor of an ML Program over the ANE axis limits")
+    p.add_argument("path", help="a .mlpackage (ML Program)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--limit", type=int, default=40, help="finding lines to show in text mode (default 40)")
+    p.set_defaults(func=_cmd_audit)
+
+    p = sub.add_parser("export", help="export the Core ML components and metadata.json")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--preset", choices=["tiny", "full"], default="tiny", help="seeded random weights (default tiny)")
+    source.add_argument("--nemo", metavar="PATH", help="a local .nemo TDT checkpoint (trusted files only: loading unpickles)")
+    p.add_argument("--out", default="build/parakeet_coreml", help="output folder (default build/parakeet_coreml)")
+    p.add_argument("--only", metavar="NAME,...", help="components to export (default all)")
+    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="compute precision (default fp32)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except UsageError as exc:
+        print(f"parakeet-nb {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("parakeet-nb: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
