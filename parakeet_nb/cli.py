@@ -75,6 +75,43 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_transcribe(args: argparse.Namespace) -> int:
+    import json
+
+    from parakeet_nb import pipeline
+    from parakeet_nb.audio import AudioError, load_wav
+    from parakeet_nb.models import SAMPLE_RATE, WINDOW_SAMPLES
+
+    try:
+        clip = load_wav(args.wav)
+    except AudioError as exc:
+        raise UsageError(str(exc)) from None
+    for note in clip.notes:
+        print(f"parakeet-nb transcribe: note: {note} (the models expect 16 kHz mono)", file=sys.stderr)
+    if len(clip.samples) > WINDOW_SAMPLES:
+        raise UsageError(
+            f"{args.wav}: {clip.seconds:.2f} s is longer than the {WINDOW_SAMPLES // SAMPLE_RATE} s window "
+            "of the exported models; cut it into pieces of at most 15 s"
+        )
+    modules = _load_modules(args)
+    transcript = pipeline.transcribe(modules, clip.samples, args.variant)
+    transcript.notes.extend(clip.notes)
+    if args.json:
+        print(json.dumps({"file": args.wav, "model": modules.source, **transcript.as_dict()}, indent=2))
+        return 0
+    if transcript.text is not None:
+        print(transcript.text)
+    print(f"{len(transcript.tokens)} tokens ({transcript.variant}, {modules.source}):")
+    print(" ".join(f"{tok}@{t:.2f}s" for tok, t in zip(transcript.tokens, transcript.timestamps)))
+    return 0
+
+
+def _add_model_source(p: argparse.ArgumentParser) -> None:
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--preset", choices=["tiny", "full"], default="tiny", help="seeded random weights (default tiny)")
+    source.add_argument("--nemo", metavar="PATH", help="a local .nemo TDT checkpoint (trusted files only: loading unpickles)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="parakeet-nb",
@@ -89,14 +126,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_audit)
 
     p = sub.add_parser("export", help="export the Core ML components and metadata.json")
-    source = p.add_mutually_exclusive_group()
-    source.add_argument("--preset", choices=["tiny", "full"], default="tiny", help="seeded random weights (default tiny)")
-    source.add_argument("--nemo", metavar="PATH", help="a local .nemo TDT checkpoint (trusted files only: loading unpickles)")
+    _add_model_source(p)
     p.add_argument("--out", default="build/parakeet_coreml", help="output folder (default build/parakeet_coreml)")
     p.add_argument("--only", metavar="NAME,...", help="components to export (default all)")
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="compute precision (default fp32)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("transcribe", help="transcribe a 16 kHz WAV of at most 15 s (token ids, timestamps)")
+    p.add_argument("wav", help="a WAV file (16 kHz mono expected; others are converted, and said)")
+    _add_model_source(p)
+    p.add_argument("--variant", choices=["split", "chunked", "fused"], default="split",
+                   help="front end: split (NeMo preprocessor), chunked ([1,15,16000]) or fused (default split)")
+    p.add_argument("--json", action="store_true", help="print one JSON document (tokens, timestamps, text)")
+    p.set_defaults(func=_cmd_transcribe)
     return parser
 
 

@@ -9,9 +9,13 @@ vocabulary without blank, ``T`` for encoder frames and ``U`` for decoder steps.
 from __future__ import annotations
 
 import torch
-from nemo.core.classes.common import typecheck
 
+from parakeet_nb import _quiet
 from parakeet_nb.models import ParakeetModules
+
+_quiet.import_heavy()
+
+from nemo.core.classes.common import typecheck  # noqa: E402
 
 
 class Preprocessor(torch.nn.Module):
