@@ -130,7 +130,7 @@ class AuditReport:
         return "\n".join(lines)
 
 
-def _input_bounds(loaded: LoadedProgram) -> tuple[dict[str, int | None], dict[str, list[str]]]:
+def input_bounds(loaded: LoadedProgram) -> tuple[dict[str, int | None], dict[str, list[str]]]:
     """Upper bounds of the symbolic sizes of the function inputs, from the model description."""
     bounds: dict[str, int | None] = {}
     described: dict[str, list[str]] = {}
@@ -161,7 +161,7 @@ def _is_int(size: object) -> bool:
     return isinstance(size, int) or (hasattr(size, "__index__") and not hasattr(size, "free_symbols"))
 
 
-def _resolve(shape: tuple[Any, ...], bounds: dict[str, int | None]) -> tuple[Size, ...]:
+def resolve_shape(shape: tuple[Any, ...], bounds: dict[str, int | None]) -> tuple[Size, ...]:
     resolved: list[Size] = []
     for size in shape:
         if _is_int(size):
@@ -176,17 +176,17 @@ def _resolve(shape: tuple[Any, ...], bounds: dict[str, int | None]) -> tuple[Siz
     return tuple(resolved)
 
 
-def _ops(block):
+def walk_ops(block):
     """Every op of a block in program order, descending into nested blocks."""
     for op in block.operations:
         yield op
         for inner in getattr(op, "blocks", ()) or ():
-            yield from _ops(inner)
+            yield from walk_ops(inner)
 
 
 def audit_program(loaded: LoadedProgram) -> AuditReport:
     """Audit an already loaded program (see :func:`audit` for a path)."""
-    bounds, flexible_inputs = _input_bounds(loaded)
+    bounds, flexible_inputs = input_bounds(loaded)
     findings: list[Finding] = []
     checked = 0
     widest = (0, "")
@@ -197,7 +197,7 @@ def audit_program(loaded: LoadedProgram) -> AuditReport:
         if shape is None:
             return
         checked += 1
-        layout: Layout = to_layout(_resolve(tuple(shape), bounds))
+        layout: Layout = to_layout(resolve_shape(tuple(shape), bounds))
         for axis in ("N", "D", "C", "H", "W"):
             value = layout.bound(axis)
             if value is not None and value > widest[0]:
@@ -213,7 +213,7 @@ def audit_program(loaded: LoadedProgram) -> AuditReport:
 
     for name, var in loaded.main.inputs.items():
         check(-1, "input", name, "function input", name, var)
-    ops = list(_ops(loaded.main))
+    ops = list(walk_ops(loaded.main))
     for index, op in enumerate(ops):
         for param, value in op.inputs.items():
             for var in value if isinstance(value, (list, tuple)) else (value,):

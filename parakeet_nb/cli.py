@@ -28,6 +28,28 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from parakeet_nb import planner
+    from parakeet_nb.program import ModelReadError, load_program
+
+    try:
+        loaded = load_program(args.path)
+    except ModelReadError as exc:
+        raise UsageError(str(exc)) from None
+    result = planner.plan(loaded, args.compute_units, args.policy, typed_execution=args.typed_execution)
+    if args.png:
+        from parakeet_nb import diagrams
+
+        png = Path(args.png)
+        if png.is_dir():
+            raise UsageError(f"{png}: is a folder; expected a .png file path")
+        tmp = png.with_name(png.name + ".tmp.png")
+        diagrams.plot_plan(result, tmp)
+        tmp.replace(png)
+    print(result.to_json() if args.json else result.format_text())
+    return result.exit_code
+
+
 def _load_modules(args: argparse.Namespace):
     """The model named by ``--preset`` or ``--nemo`` (mutually exclusive)."""
     from parakeet_nb import models
@@ -124,6 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--limit", type=int, default=40, help="finding lines to show in text mode (default 40)")
     p.set_defaults(func=_cmd_audit)
+
+    p = sub.add_parser("plan", help="model how Core ML would partition a program across ANE, GPU and CPU")
+    p.add_argument("path", help="a .mlpackage (ML Program)")
+    p.add_argument("--compute-units", choices=["CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE", "ALL"], default="ALL",
+                   help="the MLModelConfiguration.computeUnits to model (default ALL)")
+    p.add_argument("--policy", choices=["conservative", "greedy"], default="greedy",
+                   help="greedy: the iPhone-like ANE compiler (default); conservative: the Mac-like outcome")
+    p.add_argument("--typed-execution", action="store_true", help="keep fp32-typed ops off the ANE (coremltools' rule)")
+    p.add_argument("--png", metavar="FILE", help="also draw the partition diagram to FILE")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("export", help="export the Core ML components and metadata.json")
     _add_model_source(p)
