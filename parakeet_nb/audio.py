@@ -49,7 +49,7 @@ def load_wav(path: str | os.PathLike, *, resample: bool = True, mix_down: bool =
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(f"{path}: not a readable audio file ({str(exc).strip()}); expected a 16 kHz mono WAV") from None
-    if info.format != "WAV":
+    if info.format not in ("WAV", "WAVEX"):
         raise AudioError(f"{path}: a {info.format} file; expected a 16 kHz mono WAV")
     samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
     if samples.shape[0] == 0:

@@ -113,13 +113,13 @@ def _durations(cfg) -> tuple[int, ...] | None:
     return None
 
 
-def _check_preprocessor(pre) -> None:
+def _check_preprocessor(pre, path: Path) -> None:
     fb = pre.featurizer
     found = {"features": int(fb.nfilt), "n_fft": int(fb.n_fft), "hop": int(fb.hop_length), "sample_rate": int(pre._sample_rate)}
     expected = {"features": N_MELS, "n_fft": 512, "hop": HOP, "sample_rate": SAMPLE_RATE}
     if found != expected:
         wrong = ", ".join(f"{k} {found[k]} (expected {expected[k]})" for k in expected if found[k] != expected[k])
-        raise CheckpointError(f"the checkpoint's preprocessor is not Parakeet's: {wrong}")
+        raise CheckpointError(f"{path}: the checkpoint's preprocessor is not Parakeet's: {wrong}")
 
 
 def load_nemo(path: str | os.PathLike) -> ParakeetModules:
@@ -150,7 +150,7 @@ def load_nemo(path: str | os.PathLike) -> ParakeetModules:
     durations = _durations(model.cfg)
     if not durations:
         raise CheckpointError(f"{path}: not a TDT model (no tdt_durations in its config)")
-    _check_preprocessor(model.preprocessor)
+    _check_preprocessor(model.preprocessor, path)
     model.eval()
     return ParakeetModules(
         preprocessor=model.preprocessor,

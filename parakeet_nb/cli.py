@@ -61,7 +61,7 @@ def _load_modules(args: argparse.Namespace):
             return load_nemo(args.nemo)
         except CheckpointError as exc:
             raise UsageError(str(exc)) from None
-    return models.build(args.preset)
+    return models.build(args.preset or "tiny")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -130,7 +130,7 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
 
 def _add_model_source(p: argparse.ArgumentParser) -> None:
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--preset", choices=["tiny", "full"], default="tiny", help="seeded random weights (default tiny)")
+    source.add_argument("--preset", choices=["tiny", "full"], default=None, help="seeded random weights (default tiny)")
     source.add_argument("--nemo", metavar="PATH", help="a local .nemo TDT checkpoint (trusted files only: loading unpickles)")
 
 

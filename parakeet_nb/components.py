@@ -132,10 +132,14 @@ class JointDecision(torch.nn.Module):
 
 def wrappers(modules: ParakeetModules) -> dict[str, torch.nn.Module]:
     """The traceable wrappers of the split components, keyed by component name."""
+    from parakeet_nb.chunked import ChunkedPreprocessor
+
     return {
         "preprocessor": Preprocessor(modules.preprocessor).eval(),
         "encoder": Encoder(modules.encoder).eval(),
         "mel_encoder": MelEncoder(Preprocessor(modules.preprocessor), modules.encoder).eval(),
+        "preprocessor_chunked": ChunkedPreprocessor().eval(),
+        "mel_encoder_chunked": MelEncoder(ChunkedPreprocessor(), modules.encoder).eval(),
         "decoder": Decoder(modules.decoder).eval(),
         "joint": Joint(modules.joint).eval(),
         "joint_decision": JointDecision(modules.joint, modules.durations).eval(),

@@ -46,10 +46,14 @@ def recommend(report: AuditReport, op_types: set[str]) -> Recommendation:
     """Recommend compute units for a program from its audit and the op types it uses."""
     if not report.clean:
         first = report.findings[0]
-        worst = max((v.size or 0) for f in report.findings for v in f.violations)
+        sizes = [v.size for f in report.findings for v in f.violations]
+        if any(size is None for size in sizes):
+            widest = "an unbounded flexible axis"
+        else:
+            widest = f"widest axis {max(sizes)} > 16384"
         return Recommendation(
             "CPU_AND_GPU",
-            f"{first.tensor} {first.ndchw} is over the ANE limits (widest axis {worst} > 16384): "
+            f"{first.tensor} {first.ndchw} is over the ANE limits ({widest}): "
             "an ANE partition that sees it fails to compile on iPhones; CPU and GPU have no such limit",
         )
     notes = [text for op, text in CPU_FALLBACK_OPS.items() if op in op_types]

@@ -46,6 +46,17 @@ class TensorSpec:
         return torch.randn(shape, generator=generator)
 
 
+#: Contract tensors that are int32 (lengths, labels, decisions); every other one is fp32.
+INT32_TENSORS = frozenset(
+    {"audio_length", "mel_length", "encoder_length", "targets", "target_length", "token_id", "duration"}
+)
+
+
+def contract_dtype(name: str) -> str:
+    """The contract dtype of an input or output, as coremltools names it (``int32``/``fp32``)."""
+    return "int32" if name in INT32_TENSORS else "fp32"
+
+
 _EXAMPLE_INT: dict[str, Callable[[ParakeetModules], int]] = {
     "audio_length": lambda m: WINDOW_SAMPLES,
     "mel_length": lambda m: MEL_FRAMES - 1,
@@ -92,6 +103,20 @@ COMPONENTS: dict[str, Component] = {
              TensorSpec("audio_length", lambda m: (1,), np.int32)),
             ("encoder", "encoder_length"),
             "waveform -> mel -> encoder, fused",
+        ),
+        Component(
+            "preprocessor_chunked", "parakeet_preprocessor_chunked.mlpackage",
+            (TensorSpec("audio_chunks", lambda m: (1, 15, 16000)),
+             TensorSpec("audio_length", lambda m: (1,), np.int32)),
+            ("mel", "mel_length"),
+            "chunked waveform -> mel, no axis over 16384",
+        ),
+        Component(
+            "mel_encoder_chunked", "parakeet_mel_encoder_chunked.mlpackage",
+            (TensorSpec("audio_chunks", lambda m: (1, 15, 16000)),
+             TensorSpec("audio_length", lambda m: (1,), np.int32)),
+            ("encoder", "encoder_length"),
+            "chunked waveform -> mel -> encoder, fused, ANE-safe",
         ),
         Component(
             "decoder", "parakeet_decoder.mlpackage",
@@ -199,7 +224,11 @@ def to_coreml(
         ct.TensorType(name=spec.name, shape=spec.shape(modules), dtype=spec.dtype)
         for spec in component.inputs
     ]
-    outputs = [ct.TensorType(name=name) for name in component.outputs]
+    # Declared dtypes keep the interface fp32/int32 even when the program computes in fp16.
+    outputs = [
+        ct.TensorType(name=name, dtype=np.int32 if contract_dtype(name) == "int32" else np.float32)
+        for name in component.outputs
+    ]
     with quiet_conversion():
         return ct.convert(
             traced,

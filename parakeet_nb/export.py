@@ -29,7 +29,7 @@ import parakeet_nb
 from parakeet_nb import compute_units
 from parakeet_nb.audit import AuditReport, audit_program
 from parakeet_nb.components import wrappers
-from parakeet_nb.convert import COMPONENTS, Precision, example_inputs, to_coreml, trace
+from parakeet_nb.convert import COMPONENTS, Precision, contract_dtype, example_inputs, to_coreml, trace
 from parakeet_nb.models import HOP, SAMPLE_RATE, WINDOW_SAMPLES, ParakeetModules
 from parakeet_nb.program import load_program
 
@@ -85,8 +85,9 @@ class ExportResult:
     components: list[ComponentResult] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    def table(self) -> str:
-        """A short text table: component, file size, ops, audit verdict, compute units."""
+    def table(self, timings: bool = True) -> str:
+        """A short text table: component, file size, ops, audit verdict, compute units
+        (and export seconds unless ``timings=False``, for output that must not vary)."""
         rows = [("component", "size", "ops", "audit", "compute units", "seconds")]
         for c in self.components:
             rows.append((
@@ -94,6 +95,8 @@ class ExportResult:
                 "clean" if c.audit.clean else f"OVER ({c.audit.widest_axis})",
                 c.recommendation.units, f"{c.seconds:.1f}",
             ))
+        if not timings:
+            rows = [r[:-1] for r in rows]
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
 
@@ -168,6 +171,10 @@ def export_component(
             f"{name}: the saved package declares inputs {declared_in} and outputs {declared_out}; "
             f"the contract says {expected_in} and {list(component.outputs)}"
         )
+    described_in, described_out = _describe(loaded.main.inputs.values()), _describe(loaded.main.outputs)
+    wrong = [f"{t['name']} is {t['dtype']}" for t in described_in + described_out if t["dtype"] != contract_dtype(t["name"])]
+    if wrong:
+        raise ExportError(f"{name}: {', '.join(wrong)}; the contract says int32 for lengths, labels and decisions, fp32 otherwise")
     report = audit_program(loaded)
     op_types = {op.op_type for op in loaded.main.operations}
     return ComponentResult(
@@ -175,8 +182,8 @@ def export_component(
         file=component.file,
         seconds=time.perf_counter() - start,
         trace_max_abs_diff=diff,
-        inputs=_describe(loaded.main.inputs.values()),
-        outputs=_describe(loaded.main.outputs),
+        inputs=described_in,
+        outputs=described_out,
         ops=sum(1 for op in loaded.main.operations if op.op_type != "const"),
         op_types=sorted(op_types - {"const"}),
         precision=_precision_used(loaded, precision),

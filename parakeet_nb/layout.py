@@ -125,7 +125,11 @@ class Layout:
         if self.rank != 4:
             return False
         first = self.bound("D")
-        return first is not None and LIMITS["D"][1] < first <= LIMITS["N"][1]
+        return (
+            first is not None
+            and LIMITS["D"][1] < first <= LIMITS["N"][1]
+            and all(v.axis == "D" for v in self.violations())
+        )
 
     def ndchw(self) -> str:
         """``N1D1C1H1W240000`` as the device prints it (upper bounds for flexible sizes)."""
@@ -167,7 +171,11 @@ def to_layout(shape: Sequence[Size]) -> Layout:
     Zero sizes are placed (and reported as violations: every range starts at 1).
     Raises :class:`ShapeError` for rank over 5, negative sizes and non-integer sizes.
     """
-    shape = tuple(_check_size(i, s) for i, s in enumerate(shape))
+    try:
+        items = tuple(shape)
+    except TypeError:
+        raise ShapeError(f"{shape!r} is not a shape (expected a sequence of sizes, e.g. [1, 240000])") from None
+    shape = tuple(_check_size(i, s) for i, s in enumerate(items))
     if len(shape) > len(AXES):
         raise ShapeError(
             f"rank {len(shape)} has more axes than Core ML's five (N D C H W); "

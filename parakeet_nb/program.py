@@ -65,6 +65,8 @@ def load_program(path: str | os.PathLike) -> LoadedProgram:
             f"{path}: an old NeuralNetwork model ({kind}); this tool reads ML Programs "
             "(convert with convert_to='mlprogram')"
         )
+    if kind is None:
+        raise ModelReadError(f"{path}: an empty Core ML model (the package's model spec holds no model)")
     if kind != "mlProgram":
         raise ModelReadError(f"{path}: a Core ML model of type {kind!r}, not an ML Program")
     try:

@@ -1,0 +1,455 @@
+"""Export (``parakeet_nb.export``, ``convert``, ``components``, ``compute_units``).
+
+Most checks read the session's one export of every tiny component (``tiny_export``);
+tests that export again use the cheap components (joint, decoder) and their own folders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from parakeet_nb import _quiet
+
+_quiet.import_heavy()
+
+import coremltools as ct  # noqa: E402
+import nemo  # noqa: E402
+from coremltools.converters.mil.mil import types  # noqa: E402
+
+from parakeet_nb import cli, compute_units  # noqa: E402
+from parakeet_nb import export as exporter  # noqa: E402
+from parakeet_nb.audit import audit  # noqa: E402
+from parakeet_nb.convert import COMPONENTS  # noqa: E402
+from parakeet_nb.models import PRESETS  # noqa: E402
+from parakeet_nb.program import load_program  # noqa: E402
+
+W240000_TEXT = (
+    "Invalid layer: Tensor dimensions N1D1C1H1W240000 are not within supported range, "
+    "N[1-65536] D[1-16384] C[1-65536] H[1-16384] W[1-16384]."
+)
+
+_TINY = PRESETS["tiny"]
+D, H, L, V = _TINY.d_model, _TINY.pred_hidden, _TINY.pred_rnn_layers, _TINY.vocab_size
+T = 188  # encoder frames for 1501 mel frames (x8 subsampling)
+N_DUR = len(_TINY.durations)
+
+#: design.md's contract (every component it lists), at the tiny preset's sizes: file, inputs, outputs (name, shape, dtype).
+CONTRACT: dict[str, tuple[str, list[tuple], list[tuple]]] = {
+    "preprocessor": (
+        "parakeet_preprocessor.mlpackage",
+        [("audio_signal", [1, 240000], "fp32"), ("audio_length", [1], "int32")],
+        [("mel", [1, 128, 1501], "fp32"), ("mel_length", [1], "int32")],
+    ),
+    "encoder": (
+        "parakeet_encoder.mlpackage",
+        [("mel", [1, 128, 1501], "fp32"), ("mel_length", [1], "int32")],
+        [("encoder", [1, D, T], "fp32"), ("encoder_length", [1], "int32")],
+    ),
+    "mel_encoder": (
+        "parakeet_mel_encoder.mlpackage",
+        [("audio_signal", [1, 240000], "fp32"), ("audio_length", [1], "int32")],
+        [("encoder", [1, D, T], "fp32"), ("encoder_length", [1], "int32")],
+    ),
+    "preprocessor_chunked": (
+        "parakeet_preprocessor_chunked.mlpackage",
+        [("audio_chunks", [1, 15, 16000], "fp32"), ("audio_length", [1], "int32")],
+        [("mel", [1, 128, 1501], "fp32"), ("mel_length", [1], "int32")],
+    ),
+    "mel_encoder_chunked": (
+        "parakeet_mel_encoder_chunked.mlpackage",
+        [("audio_chunks", [1, 15, 16000], "fp32"), ("audio_length", [1], "int32")],
+        [("encoder", [1, D, T], "fp32"), ("encoder_length", [1], "int32")],
+    ),
+    "decoder": (
+        "parakeet_decoder.mlpackage",
+        [("targets", [1, 1], "int32"), ("target_length", [1], "int32"),
+         ("h_in", [L, 1, H], "fp32"), ("c_in", [L, 1, H], "fp32")],
+        [("decoder", [1, H, 1], "fp32"), ("h_out", [L, 1, H], "fp32"), ("c_out", [L, 1, H], "fp32")],
+    ),
+    "joint": (
+        "parakeet_joint.mlpackage",
+        [("encoder", [1, D, T], "fp32"), ("decoder", [1, H, 1], "fp32")],
+        [("logits", [1, T, 1, V + 1 + N_DUR], "fp32")],
+    ),
+    "joint_decision": (
+        "parakeet_joint_decision.mlpackage",
+        [("encoder_step", [1, D, 1], "fp32"), ("decoder_step", [1, H, 1], "fp32")],
+        [("token_id", [1, 1, 1], "int32"), ("token_prob", [1, 1, 1], "fp32"), ("duration", [1, 1, 1], "int32")],
+    ),
+}
+
+#: The components the exporter knows today, in its order (design.md also lists the chunked
+#: front ends; they are checked here as soon as ``COMPONENTS`` has them).
+EXPORTED: list[str] = [name for name in COMPONENTS if name in CONTRACT]
+#: Components with no tensor over the ANE limits.
+WITHIN_LIMITS = [n for n in EXPORTED if n not in ("preprocessor", "mel_encoder")]
+
+
+def _triples(described: list[dict]) -> list[tuple]:
+    return [(d["name"], d["shape"], d["dtype"]) for d in described]
+
+
+def _metadata(folder: Path) -> dict:
+    return json.loads((folder / "metadata.json").read_text())
+
+
+def _dtype_counts(path: Path) -> dict[str, int]:
+    """fp16/fp32 outputs of non-const ops, counted here independently of the exporter."""
+    counts = {"fp16": 0, "fp32": 0}
+    for op in load_program(path).main.operations:
+        if op.op_type == "const":
+            continue
+        for var in op.outputs:
+            if var.dtype == types.fp16:
+                counts["fp16"] += 1
+            elif var.dtype == types.fp32:
+                counts["fp32"] += 1
+    return counts
+
+
+def _snapshot(folder: Path) -> dict[str, tuple]:
+    """Every file and folder below ``folder``: inode, mtime and content hash."""
+    found = {}
+    for p in sorted(folder.rglob("*")):
+        st = p.stat()
+        digest = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+        found[str(p.relative_to(folder))] = (st.st_ino, st.st_mtime_ns, digest)
+    return found
+
+
+def _leftovers(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if ".staging-" in p.name or ".old-" in p.name)
+
+
+# --------------------------------------------------------------------------- the tiny export
+
+
+def test_the_contract_table_matches_design_md():
+    assert set(COMPONENTS) <= set(CONTRACT), "a component that design.md does not list"
+    core = ["preprocessor", "encoder", "mel_encoder", "decoder", "joint", "joint_decision"]
+    assert [n for n in COMPONENTS if n in core] == core
+    for name in EXPORTED:
+        file, inputs, outputs = CONTRACT[name]
+        component = COMPONENTS[name]
+        assert component.file == file
+        assert [s.name for s in component.inputs] == [i[0] for i in inputs]
+        assert list(component.outputs) == [o[0] for o in outputs]
+
+
+def test_every_contract_file_and_metadata_are_written(tiny_export):
+    names = sorted(p.name for p in tiny_export.iterdir())
+    files = [CONTRACT[n][0] for n in EXPORTED]
+    assert names == sorted(files + ["metadata.json"])
+    for file in files:
+        assert (tiny_export / file / "Manifest.json").is_file()
+        assert (tiny_export / file / "Data" / "com.apple.CoreML" / "model.mlmodel").is_file()
+    assert _leftovers(tiny_export.parent) == []
+
+
+def test_metadata_describes_the_model_audio_and_versions(tiny_export):
+    meta = _metadata(tiny_export)
+    assert meta["format"] == "parakeet-nb export 1"
+    assert meta["model"]["source"] == "preset:tiny"
+    assert meta["model"]["preset"]["name"] == "tiny"
+    assert meta["model"]["d_model"] == D and meta["model"]["pred_hidden"] == H
+    assert meta["model"]["vocab_size"] == V and meta["model"]["blank_id"] == V
+    assert meta["model"]["tdt_durations"] == [0, 1, 2, 3, 4]
+    assert "checkpoint_sha256" not in meta["model"]
+    assert meta["audio"] == {"sample_rate": 16000, "window_seconds": 15.0, "window_samples": 240000, "hop_samples": 160}
+    assert meta["deployment_target"] == "iOS17"
+    assert meta["versions"]["torch"] == torch.__version__
+    assert meta["versions"]["coremltools"] == ct.__version__
+    assert meta["versions"]["nemo_toolkit"] == nemo.__version__
+    assert list(meta["components"]) == EXPORTED
+
+
+@pytest.mark.parametrize("name", EXPORTED)
+def test_metadata_inputs_and_outputs_follow_the_contract(tiny_export, name):
+    file, inputs, outputs = CONTRACT[name]
+    entry = _metadata(tiny_export)["components"][name]
+    assert entry["file"] == file
+    assert _triples(entry["inputs"]) == inputs
+    assert _triples(entry["outputs"]) == outputs
+    # and the saved package itself declares them
+    loaded = load_program(tiny_export / file)
+    assert [(v.name, [int(s) for s in v.shape]) for v in loaded.main.inputs.values()] == [(n, s) for n, s, _ in inputs]
+    assert [(v.name, [int(s) for s in v.shape]) for v in loaded.main.outputs] == [(n, s) for n, s, _ in outputs]
+    assert entry["ops"] == sum(1 for op in loaded.main.operations if op.op_type != "const")
+    assert 0 <= entry["checks"]["trace_vs_eager_max_abs_diff"] <= exporter.TRACE_ATOL
+
+
+@pytest.mark.parametrize("name", EXPORTED)
+def test_metadata_precision_is_what_the_program_computes_in(tiny_export, name):
+    entry = _metadata(tiny_export)["components"][name]
+    counts = _dtype_counts(tiny_export / CONTRACT[name][0])
+    assert entry["precision"] == {
+        "requested": "fp32", "used": "fp32",
+        "op_outputs_fp16": counts["fp16"], "op_outputs_fp32": counts["fp32"],
+    }
+    assert counts["fp16"] == 0 and counts["fp32"] > 0
+
+
+@pytest.mark.parametrize("name", EXPORTED)
+def test_metadata_audit_agrees_with_the_auditor_on_the_written_file(tiny_export, name):
+    entry = _metadata(tiny_export)["components"][name]
+    report = audit(tiny_export / CONTRACT[name][0])
+    assert entry["audit"] == {
+        "clean": report.clean,
+        "widest_axis": report.widest_axis,
+        "widest_tensor": report.widest_tensor,
+        "offending_tensors": report.offending_tensors(),
+        "first_error_text": report.first_error_text,
+    }
+
+
+def test_audit_verdicts_of_the_split_and_fused_models(tiny_export):
+    components = _metadata(tiny_export)["components"]
+    over = {name for name, c in components.items() if not c["audit"]["clean"]}
+    assert over == {"preprocessor", "mel_encoder"}
+    for name in over:
+        assert components[name]["audit"]["first_error_text"] == W240000_TEXT
+        assert "audio_signal" in components[name]["audit"]["offending_tensors"]
+
+
+@pytest.mark.parametrize("name", ["preprocessor", "mel_encoder"])
+def test_waveform_components_are_recommended_cpu_and_gpu(tiny_export, name):
+    units = _metadata(tiny_export)["components"][name]["compute_units"]
+    assert units["compute_units"] == "CPU_AND_GPU"
+    assert units["swift"] == ".cpuAndGPU"
+    assert "N1D1C1H1W240000" in units["reason"] and "16384" in units["reason"]
+
+
+@pytest.mark.parametrize("name", WITHIN_LIMITS)
+def test_components_within_the_limits_are_recommended_cpu_and_ne(tiny_export, name):
+    units = _metadata(tiny_export)["components"][name]["compute_units"]
+    assert units["compute_units"] == "CPU_AND_NE"
+    assert units["swift"] == ".cpuAndNeuralEngine"
+    assert "within the ANE limits" in units["reason"]
+
+
+def test_the_decoder_recommendation_says_the_lstm_runs_on_cpu(tiny_export):
+    entry = _metadata(tiny_export)["components"]
+    assert "LSTM" in entry["decoder"]["compute_units"]["reason"]
+    assert "LSTM" not in entry["encoder"]["compute_units"]["reason"]
+
+
+def test_export_result_matches_what_was_written(tiny_export_result, tiny_export):
+    assert json.loads(json.dumps(tiny_export_result.metadata)) == _metadata(tiny_export)
+    assert [c.name for c in tiny_export_result.components] == EXPORTED
+    table = tiny_export_result.table().splitlines()
+    assert table[0].split()[:2] == ["component", "size"]
+    rows = {line.split()[0]: line for line in table[1:]}
+    assert set(rows) == set(EXPORTED)
+    assert "OVER" in rows["mel_encoder"] and "CPU_AND_GPU" in rows["mel_encoder"]
+    assert "clean" in rows["encoder"] and "CPU_AND_NE" in rows["encoder"]
+
+
+def test_recommend_is_derived_from_the_audit(tiny_export):
+    clean = audit(tiny_export / CONTRACT["joint"][0])
+    assert compute_units.recommend(clean, {"linear"}).units == "CPU_AND_NE"
+    assert "LSTM" in compute_units.recommend(clean, {"lstm"}).reason
+    over = audit(tiny_export / CONTRACT["preprocessor"][0])
+    assert compute_units.recommend(over, {"lstm"}).units == "CPU_AND_GPU"
+
+
+# --------------------------------------------------------------------------- precision
+
+
+def test_fp16_records_fp16_and_keeps_float32_io(tmp_path, capsys):
+    out = tmp_path / "fp16"
+    code = cli.main(["export", "--only", "joint", "--precision", "fp16", "--out", str(out), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    entry = _metadata(out)["components"]["joint"]
+    counts = _dtype_counts(out / "parakeet_joint.mlpackage")
+    assert counts["fp16"] > 0
+    assert entry["precision"] == {
+        "requested": "fp16", "used": "fp16",
+        "op_outputs_fp16": counts["fp16"], "op_outputs_fp32": counts["fp32"],
+    }
+    file, inputs, outputs = CONTRACT["joint"]
+    assert _triples(entry["inputs"]) == inputs and _triples(entry["outputs"]) == outputs
+    spec = ct.models.MLModel(str(out / file), skip_model_load=True).get_spec()
+    float32 = ct.proto.FeatureTypes_pb2.ArrayFeatureType.FLOAT32
+    assert [f.type.multiArrayType.dataType for f in spec.description.input] == [float32, float32]
+    assert [f.type.multiArrayType.dataType for f in spec.description.output] == [float32]
+
+
+def test_unknown_precision_is_refused(tiny_modules, tmp_path):
+    with pytest.raises(ValueError, match="fp8"):
+        exporter.export(tiny_modules, tmp_path / "out", only=["joint"], precision="fp8")
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- --only
+
+
+def test_only_replaces_just_those_packages_and_keeps_the_other_entries(tiny_modules, tiny_export, tmp_path):
+    out = tmp_path / "parakeet_coreml"
+    shutil.copytree(tiny_export, out)
+    before = _snapshot(out)
+    old = _metadata(out)
+    result = exporter.export(tiny_modules, out, only=["joint"])
+    assert [c.name for c in result.components] == ["joint"]
+    after = _snapshot(out)
+    assert set(after) == set(before)
+    joint = "parakeet_joint.mlpackage"
+    assert after[joint][0] != before[joint][0]  # a new package moved into place
+    for key in before:
+        if key.startswith(joint) or key == "metadata.json":
+            continue
+        assert after[key] == before[key], key  # untouched: same inode, mtime, bytes
+    new = _metadata(out)
+    assert list(new["components"]) == EXPORTED
+    for name in EXPORTED:
+        if name != "joint":
+            assert new["components"][name] == old["components"][name]
+    assert _triples(new["components"]["joint"]["outputs"]) == CONTRACT["joint"][2]
+    assert _leftovers(tmp_path) == []
+
+
+def test_select_validates_names():
+    assert exporter.select(None) == list(COMPONENTS)
+    assert exporter.select(["joint", "encoder"]) == ["encoder", "joint"]  # contract order
+    with pytest.raises(ValueError, match="unknown components bogus, nope"):
+        exporter.select(["joint", "bogus", "nope"])
+    with pytest.raises(ValueError, match="unknown component bogus: expected names from preprocessor"):
+        exporter.select(["bogus"])
+
+
+def test_unknown_names_are_refused_before_anything_is_written(tiny_modules, tmp_path):
+    with pytest.raises(ValueError, match="unknown component bogus"):
+        exporter.export(tiny_modules, tmp_path / "out", only=["bogus"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_into_a_file_is_refused(tiny_modules, tmp_path):
+    target = tmp_path / "file"
+    target.write_text("x")
+    with pytest.raises(exporter.ExportError, match="exists and is a file"):
+        exporter.export(tiny_modules, target, only=["joint"])
+    assert target.read_text() == "x"
+    assert _leftovers(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- atomicity
+
+
+def _fail_on_second(monkeypatch, error: Exception):
+    original = exporter.export_component
+    calls = []
+
+    def flaky(name, *args, **kwargs):
+        calls.append(name)
+        if len(calls) == 2:
+            raise error
+        return original(name, *args, **kwargs)
+
+    monkeypatch.setattr(exporter, "export_component", flaky)
+    return calls
+
+
+def test_failure_midway_creates_nothing(tiny_modules, tmp_path, monkeypatch):
+    calls = _fail_on_second(monkeypatch, RuntimeError("simulated failure"))
+    out = tmp_path / "parakeet_coreml"
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        exporter.export(tiny_modules, out, only=["decoder", "joint"])
+    assert calls == ["decoder", "joint"]  # the first component really was exported
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # no staging folder left beside it
+
+
+def test_failure_midway_leaves_an_existing_export_unchanged(tiny_modules, tiny_export, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "parakeet_coreml"
+    shutil.copytree(tiny_export, out)
+    before = _snapshot(out)
+    calls = _fail_on_second(monkeypatch, exporter.ExportError("joint: simulated failure"))
+    code = cli.main(["export", "--only", "decoder,joint", "--out", str(out), "--quiet"])
+    assert code == 2
+    assert calls == ["decoder", "joint"]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "parakeet-nb export: error: joint: simulated failure"
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["parakeet_coreml"]
+
+
+# --------------------------------------------------------------------------- traced vs eager
+
+
+class _Noisy(torch.nn.Module):
+    """The joint plus fresh noise on every call: tracing records the noise op, so traced != eager."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, encoder, decoder):
+        logits = self.inner(encoder, decoder)
+        return logits + torch.rand_like(logits)
+
+
+def test_traced_vs_eager_disagreement_raises_export_error(tiny_modules, tmp_path, monkeypatch):
+    original = exporter.wrappers
+
+    def noisy_wrappers(modules):
+        found = original(modules)
+        found["joint"] = _Noisy(found["joint"]).eval()
+        return found
+
+    monkeypatch.setattr(exporter, "wrappers", noisy_wrappers)
+    out = tmp_path / "out"
+    with pytest.raises(exporter.ExportError, match=r"^joint: the traced module differs from the eager one by "):
+        exporter.export(tiny_modules, out, only=["joint"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_package_that_breaks_the_contract_names_raises_export_error(tiny_modules, tmp_path, monkeypatch):
+    original = exporter.to_coreml
+
+    def misnamed(traced, component, modules, precision="fp32"):
+        return original(traced, dataclasses.replace(component, outputs=("scores",)), modules, precision)
+
+    monkeypatch.setattr(exporter, "to_coreml", misnamed)
+    with pytest.raises(exporter.ExportError, match=r"^joint: the saved package declares .*'scores'.*the contract says .*'logits'"):
+        exporter.export(tiny_modules, tmp_path / "out", only=["joint"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_trace_tolerance_is_enforced_through_the_cli(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(exporter, "TRACE_ATOL", -1.0)  # nothing can pass
+    out = tmp_path / "out"
+    assert cli.main(["export", "--only", "joint", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("parakeet-nb export: error: joint: the traced module differs from the eager one")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- the full preset (slow)
+
+
+@pytest.mark.slow
+def test_full_preset_encoder_exports_and_audits_clean(tmp_path):
+    """Parakeet TDT 0.6B v2 shapes: the split encoder is within the ANE limits. Minutes; ``-m slow``."""
+    from parakeet_nb import models
+
+    modules = models.build("full")
+    out = tmp_path / "full"
+    result = exporter.export(modules, out, only=["encoder"])
+    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "parakeet_encoder.mlpackage"]
+    entry = result.metadata["components"]["encoder"]
+    full = PRESETS["full"]
+    assert _triples(entry["inputs"]) == CONTRACT["encoder"][1]
+    assert _triples(entry["outputs"]) == [("encoder", [1, full.d_model, T], "fp32"), ("encoder_length", [1], "int32")]
+    report = audit(out / "parakeet_encoder.mlpackage")
+    assert report.clean, report.format_text(limit=10)
+    assert report.widest_axis <= 16384
+    assert entry["audit"]["clean"] and entry["audit"]["widest_axis"] == report.widest_axis
+    assert entry["compute_units"]["compute_units"] == "CPU_AND_NE"
+    assert _metadata(out)["model"]["preset"]["name"] == "full"
