@@ -50,6 +50,63 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from parakeet_nb.milexec import MilExecError, MilExecutor
+    from parakeet_nb.program import ModelReadError, load_program
+
+    try:
+        loaded = load_program(args.path)
+    except ModelReadError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        executor = MilExecutor(loaded, numerics="fp16" if args.fp16 else "fp32")
+    except MilExecError as exc:
+        raise UsageError(str(exc)) from None
+    specs = executor.input_specs()
+    feed: dict[str, np.ndarray] = {}
+    if args.audio:
+        from parakeet_nb.audio import AudioError, load_wav
+        from parakeet_nb.pipeline import program_inputs
+
+        try:
+            clip = load_wav(args.audio)
+            feed.update(program_inputs(clip.samples, list(specs)))
+        except (AudioError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+        for note in clip.notes:
+            print(f"parakeet-nb run: note: {note}", file=sys.stderr)
+    for item in args.input:
+        name, sep, file = item.partition("=")
+        if not sep or not name or not file:
+            raise UsageError(f"--input {item!r}: expected NAME=FILE.npy")
+        if name not in specs:
+            raise UsageError(f"--input {name}: the program has no input {name!r} (it takes {', '.join(specs)})")
+        try:
+            feed[name] = np.load(file, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--input {name}: cannot read {file} as a .npy array ({exc})") from None
+    missing = [n for n in specs if n not in feed]
+    if missing:
+        raise UsageError(f"missing input{'s' if len(missing) > 1 else ''} {', '.join(missing)} (give --input NAME=FILE.npy or --audio WAV)")
+    try:
+        outputs = executor.run(feed)
+    except MilExecError as exc:
+        raise UsageError(str(exc)) from None
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is a file; expected a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, value in outputs.items():
+        tmp = out / f".{name}.npy.tmp"
+        with open(tmp, "wb") as f:
+            np.save(f, value)
+        tmp.replace(out / f"{name}.npy")
+        print(f"{name}: {list(value.shape)} {value.dtype} -> {out / (name + '.npy')}")
+    return 0
+
+
 def _load_modules(args: argparse.Namespace):
     """The model named by ``--preset`` or ``--nemo`` (mutually exclusive)."""
     from parakeet_nb import models
@@ -157,6 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--png", metavar="FILE", help="also draw the partition diagram to FILE")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser("run", help="run an ML Program on any OS with the reference MIL executor (numpy)")
+    p.add_argument("path", help="a .mlpackage (ML Program)")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy", help="an input array (repeat)")
+    p.add_argument("--audio", metavar="WAV", help="a WAV for the waveform input (audio_signal or audio_chunks, and audio_length)")
+    p.add_argument("--fp16", action="store_true", help="emulate float16: round every tensor after each op")
+    p.add_argument("--out", default="build/run", help="folder for <output name>.npy (default build/run)")
+    p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("export", help="export the Core ML components and metadata.json")
     _add_model_source(p)

@@ -84,6 +84,75 @@ def encode(modules: ParakeetModules, waveform: np.ndarray | torch.Tensor, varian
         return Encoder(modules.encoder).eval()(mel, mel_length)
 
 
+def program_inputs(waveform: np.ndarray | torch.Tensor, input_names: list[str]) -> dict[str, np.ndarray]:
+    """The waveform-side inputs of an exported package, by the names it declares.
+
+    ``audio_signal [1, 240000]`` (padded) or ``audio_chunks [1, 15, 16000]``, plus
+    ``audio_length [1]`` int32. Raises ``ValueError`` when the package takes no waveform.
+    """
+    if "audio_signal" in input_names:
+        signal, length = window(waveform)
+        return {"audio_signal": signal.numpy(), "audio_length": length.numpy()}
+    if "audio_chunks" in input_names:
+        from parakeet_nb.chunked import to_chunks
+
+        chunks, length = to_chunks(waveform)
+        return {"audio_chunks": chunks.numpy(), "audio_length": length.numpy().astype(np.int32)}
+    raise ValueError(f"the package takes {', '.join(input_names)}, not a waveform (audio_signal or audio_chunks)")
+
+
+#: The exported packages each variant runs, in order, before decoding.
+EXPORTED_FRONT_ENDS: dict[str, tuple[str, ...]] = {
+    "split": ("parakeet_preprocessor.mlpackage", "parakeet_encoder.mlpackage"),
+    "fused": ("parakeet_mel_encoder.mlpackage",),
+    "chunked": ("parakeet_mel_encoder_chunked.mlpackage",),
+}
+
+
+def transcribe_exported(
+    export_dir,
+    waveform: np.ndarray | torch.Tensor,
+    variant: Variant = "split",
+    *,
+    numerics: str = "fp32",
+    max_symbols_per_step: int = 10,
+    tokenizer: Any = None,
+) -> Transcript:
+    """Transcribe with the exported Core ML packages themselves, run by the MIL executor.
+
+    Works on any OS (:mod:`parakeet_nb.milexec` is a numpy reference executor, not Core
+    ML). ``numerics="fp16"`` rounds every tensor to float16 after each op.
+    """
+    from pathlib import Path
+
+    from parakeet_nb.milexec import MilExecutor, tdt_backend
+    from parakeet_nb.runtime import read_metadata
+
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}: expected one of {', '.join(VARIANTS)}")
+    export_dir = Path(export_dir)
+    blank_id = int(read_metadata(export_dir)["model"]["blank_id"])
+    values: dict[str, np.ndarray] = {}
+    for i, file in enumerate(EXPORTED_FRONT_ENDS[variant]):
+        executor = MilExecutor(export_dir / file, numerics=numerics)
+        names = list(executor.input_specs())
+        feed = program_inputs(waveform, names) if i == 0 else {n: values[n] for n in names}
+        values.update(executor.run(feed))
+    step, decide = tdt_backend(
+        export_dir / "parakeet_decoder.mlpackage", export_dir / "parakeet_joint_decision.mlpackage", numerics=numerics
+    )
+    frames = int(values["encoder_length"][0])
+    hyp = tdt.greedy_decode(
+        values["encoder"][0].astype(np.float32), frames, step, decide,
+        blank_id=blank_id, max_symbols_per_step=max_symbols_per_step,
+    )
+    text = tokenizer.ids_to_text(hyp.tokens) if tokenizer is not None and hyp.tokens else (None if tokenizer is None else "")
+    return Transcript(
+        variant=f"{variant} (exported packages, {numerics})", tokens=hyp.tokens, timestamps=hyp.timestamps(),
+        durations=hyp.durations, text=text, encoder_frames=frames,
+    )
+
+
 def transcribe(
     modules: ParakeetModules,
     waveform: np.ndarray | torch.Tensor,
