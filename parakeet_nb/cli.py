@@ -107,6 +107,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_parity(args: argparse.Namespace) -> int:
+    from parakeet_nb import parity
+
+    samples = None
+    if args.audio:
+        from parakeet_nb.audio import AudioError, load_wav
+
+        try:
+            clip = load_wav(args.audio)
+        except AudioError as exc:
+            raise UsageError(str(exc)) from None
+        for note in clip.notes:
+            print(f"parakeet-nb parity: note: {note}", file=sys.stderr)
+        samples = clip.samples
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()] if args.cases else None
+    try:
+        report = parity.run_parity(samples, cases=cases, fp16=not args.no_fp16)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        import json
+
+        print(json.dumps(report.to_json(frames=args.frames), indent=2))
+    else:
+        print(report.table())
+    return 0
+
+
 def _load_modules(args: argparse.Namespace):
     """The model named by ``--preset`` or ``--nemo`` (mutually exclusive)."""
     from parakeet_nb import models
@@ -222,6 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="emulate float16: round every tensor after each op")
     p.add_argument("--out", default="build/run", help="folder for <output name>.npy (default build/run)")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("parity", help="chunked vs global vs NeMo mel: the error table (fp32 and emulated fp16)")
+    p.add_argument("--audio", metavar="WAV", help="add this clip (first 15 s) as a case")
+    p.add_argument("--cases", metavar="NAME,...", help="run only these cases")
+    p.add_argument("--no-fp16", action="store_true", help="skip the float16 emulation (faster)")
+    p.add_argument("--frames", action="store_true", help="with --json: include per-frame error arrays")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=_cmd_parity)
 
     p = sub.add_parser("export", help="export the Core ML components and metadata.json")
     _add_model_source(p)

@@ -3,7 +3,8 @@
 Writes under the build folder (default ``build/``):
 
 * ``parakeet_coreml/``: every component's ``.mlpackage`` and ``metadata.json``;
-* ``reports/``: the auditor's report of each package (text and JSON);
+* ``reports/``: the auditor's report and the partition plan (iPhone-like greedy policy,
+  recommended compute units; text, JSON and a PNG diagram) of each package;
 * ``notebooks/``: every notebook executed from a fresh kernel, and its HTML page.
 """
 
@@ -26,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     build = Path(args.build).resolve()
     os.environ.setdefault("PARAKEET_NB_BUILD", str(build))
 
+    from parakeet_nb import diagrams, models, planner
     from parakeet_nb import export as exporter
-    from parakeet_nb import models
     from parakeet_nb.audit import audit
 
     start = time.perf_counter()
@@ -38,14 +39,20 @@ def main(argv: list[str] | None = None) -> int:
 
     reports = build / "reports"
     reports.mkdir(parents=True, exist_ok=True)
-    print(f"[2/3] auditing every package into {show(reports)}/", flush=True)
+    print(f"[2/3] auditing and planning every package into {show(reports)}/", flush=True)
     for component in result.components:
         report = audit(out / component.file)
         stem = component.file.removesuffix(".mlpackage")
         (reports / f"{stem}.audit.txt").write_text(report.format_text() + "\n")
         (reports / f"{stem}.audit.json").write_text(report.to_json() + "\n")
+        units = component.recommendation.units
+        plan = planner.plan(out / component.file, units, "greedy")
+        (reports / f"{stem}.plan.txt").write_text(plan.format_text(limit=None) + "\n")
+        (reports / f"{stem}.plan.json").write_text(plan.to_json() + "\n")
+        diagrams.plot_plan(plan, reports / f"{stem}.plan.png")
         verdict = "clean" if report.clean else f"over the limits: {report.first_error_text}"
-        print(f"      {component.file}: {verdict}")
+        print(f"      {component.file}: audit {verdict}")
+        print(f"      {'':<{len(component.file)}}  plan with {units}: ANE validation {'passes' if plan.valid else 'FAILS'}")
 
     if not args.skip_notebooks:
         from parakeet_nb.notebooks import execute_all
