@@ -1,0 +1,120 @@
+"""The parity study as data: rows, goals, JSON and the text table."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from parakeet_nb import parity
+
+
+@pytest.fixture(scope="module")
+def report():
+    return parity.run_parity(cases=["speech_short", "silence", "sine_3000_fs", "noise_len_16001"], fp16=False)
+
+
+@pytest.fixture(scope="module")
+def report_fp16():
+    return parity.run_parity(cases=["speech_in_digital_silence"], fp16=True)
+
+
+def test_rows_hold_the_study(report):
+    assert [r.case for r in report.rows] == ["speech_short", "silence", "sine_3000_fs", "noise_len_16001"]
+    for r in report.rows:
+        assert r.mel_length_equal and r.pad_zero_and_finite
+        assert r.mel_length == r.length // 160 == len(r.frames_vs_f64) == len(r.frames_vs_nemo)
+        assert r.chunked_vs_f64_max == pytest.approx(float(r.frames_vs_f64.max()) if r.mel_length else 0.0)
+        assert 0.0 <= r.chunked_vs_nemo_mean <= r.chunked_vs_nemo_max
+        assert r.fp16_safe_vs_nemo_max is None
+    short = report.row("speech_short")
+    assert short.chunked_vs_nemo_max < 1e-4 and short.chunked_vs_f64_max <= short.nemo_vs_f64_max
+    assert short.rest_vs_f64_max > 0 and short.seam_vs_f64_max <= 2 * short.rest_vs_f64_max
+    noise = report.row("noise_len_16001")
+    assert noise.mel_length == 100 and noise.chunked_vs_f64_max <= noise.nemo_vs_f64_max
+
+
+def test_silence_shows_nemos_float32_mean_rounding(report):
+    """All-zero audio: every implementation in float32 returns the same non-zero constant.
+
+    log(2**-24) is the same in every frame, but float32 cannot average 1500 copies of it
+    exactly, so ``(v - mean) / (0 + 1e-5)`` is a constant ~0.28 instead of 0; the chunked
+    module reproduces NeMo's value exactly.
+    """
+    silence = report.row("silence")
+    assert silence.chunked_vs_nemo_max == 0.0
+    assert silence.nemo_vs_f64_max == pytest.approx(silence.chunked_vs_f64_max) and silence.nemo_vs_f64_max > 0.1
+
+
+def test_goals_are_evaluated(report):
+    goals = {g["goal"]: g for g in report.goals()}
+    assert len(goals) == 4  # no fp16 goals without the fp16 study
+    seam_goal = next(g for name, g in goals.items() if name.startswith("seam"))
+    assert seam_goal["met"]
+    lengths = next(g for name, g in goals.items() if name.startswith("mel_length"))
+    assert lengths["met"] and lengths["detail"] == "4 cases"
+
+
+def test_json_and_table(report):
+    data = report.to_json()
+    text = json.dumps(data)
+    back = json.loads(text)
+    assert back["meta"]["torch"] and back["meta"]["nemo"] and len(back["meta"]["seam_frames"]) == 42
+    assert [r["case"] for r in back["rows"]] == [r.case for r in report.rows]
+    assert len(back["rows"][0]["frames_vs_f64"]) == report.rows[0].mel_length
+    assert "frames_vs_f64" not in report.to_json(frames=False)["rows"][0]
+    table = report.table()
+    for r in report.rows:
+        assert r.case in table
+    assert "[met]" in table and table.count("\n") > len(report.rows)
+
+
+def test_fp16_columns(report_fp16):
+    row = report_fp16.rows[0]
+    assert row.fp16_safe_vs_nemo_max < 0.05 and row.fp16_safe_ftz_vs_nemo_max < 0.05
+    assert row.fp16_plain_vs_nemo_max > 0.1
+    goals = report_fp16.goals()
+    assert len(goals) == 6 and all(g["met"] for g in goals if g["goal"].startswith("fp16"))
+    assert json.loads(json.dumps(report_fp16.to_json()))["rows"][0]["fp16_safe_vs_nemo_max"] < 0.05
+
+
+def test_cases_and_inputs():
+    names = [c.name for c in parity.default_cases()]
+    assert len(names) == len(set(names))
+    assert {f"noise_len_{n}" for n in parity.SWEEP_LENGTHS} <= set(names)
+    audio = np.zeros(250000, np.float32)
+    cases = parity.default_cases(audio)
+    assert cases[0].name == "audio" and cases[0].length == 240000
+    with pytest.raises(ValueError, match="unknown case"):
+        parity.run_parity(cases=["nope"], fp16=False)
+    with pytest.raises(ValueError, match="1-D"):
+        parity.run_parity(np.zeros((2, 10)), fp16=False)
+
+
+def test_seam_frames_span_chunk_boundaries():
+    for f in parity.SEAM_FRAMES:
+        lo, hi = 160 * f - 200, 160 * f + 199
+        assert any(lo < 16000 * c <= hi for c in range(1, 15))
+    others = np.setdiff1d(np.arange(1501), parity.SEAM_FRAMES)
+    assert not any(160 * f - 200 < 16000 * c <= 160 * f + 199 for f in others for c in range(1, 15))
+
+
+def test_synthetic_speech_is_seeded_and_bounded():
+    a, b = parity.synthetic_speech(1.0, seed=3), parity.synthetic_speech(1.0, seed=3)
+    assert a.shape == (16000,) and a.dtype == np.float32 and np.array_equal(a, b)
+    assert np.abs(a).max() == pytest.approx(0.8) and not np.array_equal(a, parity.synthetic_speech(1.0, seed=4))
+
+
+def test_load_wav(tmp_path):
+    import soundfile as sf
+
+    stereo = np.stack([np.full(100, 0.5), np.full(100, -0.25)], axis=1)
+    sf.write(tmp_path / "ok.wav", stereo, 16000)
+    np.testing.assert_allclose(parity.load_wav(tmp_path / "ok.wav"), 0.125, atol=1e-4)
+    sf.write(tmp_path / "8k.wav", stereo, 8000)
+    with pytest.raises(ValueError, match="8000 Hz"):
+        parity.load_wav(tmp_path / "8k.wav")
+    (tmp_path / "junk.wav").write_bytes(b"not audio")
+    with pytest.raises(ValueError, match="not a readable audio file"):
+        parity.load_wav(tmp_path / "junk.wav")
