@@ -10,7 +10,7 @@ BUILD  := build
 EXPORT := $(BUILD)/parakeet_coreml
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600
 
-.PHONY: setup run test test-unit test-notebooks test-slow bench lab data constraints clean
+.PHONY: setup run test test-unit test-notebooks test-slow bench lab site data constraints clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,10 @@ test-slow: setup
 ## Speed and numerical-error report.
 bench: setup
 	$(PY) -m parakeet_nb.benchreport --build $(BUILD)
+
+## The static HTML site of the executed notebooks (build/site/index.html); offline.
+site: setup
+	$(PY) -m parakeet_nb.site --out $(BUILD)/site
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks
