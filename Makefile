@@ -10,7 +10,7 @@ BUILD  := build
 EXPORT := $(BUILD)/parakeet_coreml
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600
 
-.PHONY: setup run test test-unit test-notebooks test-slow bench lab site data constraints clean
+.PHONY: setup run test test-unit test-notebooks test-slow bench lab site train-digits data constraints clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,11 @@ bench: setup
 ## The static HTML site of the executed notebooks (build/site/index.html); offline.
 site: setup
 	$(PY) -m parakeet_nb.site --out $(BUILD)/site
+
+## Train the spoken-digits TDT model: data/digits_tdt.nemo and its card (needs espeak-ng and
+## sox the first time, to make build/digits/); about 20 min on 2 cores. Not part of `make test`.
+train-digits: setup
+	$(PY) -m parakeet_nb.digits train
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks

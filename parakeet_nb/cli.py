@@ -139,11 +139,16 @@ def _load_modules(args: argparse.Namespace):
     """The model named by ``--preset`` or ``--nemo`` (mutually exclusive)."""
     from parakeet_nb import models
 
-    if getattr(args, "nemo", None):
+    nemo = getattr(args, "nemo", None)
+    if args.preset == "digits":  # the shipped spoken-digits checkpoint, through the --nemo route
+        from parakeet_nb.paths import ROOT
+
+        nemo = ROOT / "data" / "digits_tdt.nemo"
+    if nemo:
         from parakeet_nb.checkpoint import CheckpointError, load_nemo
 
         try:
-            return load_nemo(args.nemo)
+            return load_nemo(nemo)
         except CheckpointError as exc:
             raise UsageError(str(exc)) from None
     return models.build(args.preset or "tiny")
@@ -215,7 +220,9 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
 
 def _add_model_source(p: argparse.ArgumentParser) -> None:
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--preset", choices=["tiny", "full"], default=None, help="seeded random weights (default tiny)")
+    source.add_argument("--preset", choices=["tiny", "full", "digits"], default=None,
+                        help="tiny or full: seeded random weights (default tiny); digits: the shipped "
+                             "spoken-digits model (data/digits_tdt.nemo)")
     source.add_argument("--nemo", metavar="PATH", help="a local .nemo TDT checkpoint (trusted files only: loading unpickles)")
 
 
