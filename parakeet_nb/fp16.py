@@ -52,6 +52,15 @@ FP16_SUBNORMAL_MIN = 2.0**-24
 
 _state = threading.local()
 
+#: Ops whose floating outputs are made of their (already rounded) inputs' values, or of
+#: exact constants: their outputs need no rounding (a speed-up only; rounding them would
+#: not change a value).
+_VALUE_PRESERVING = frozenset({
+    "reshape", "view", "transpose", "permute", "squeeze", "unsqueeze", "expand", "contiguous",
+    "clone", "__getitem__", "cat", "index_select", "flip", "pad", "amax", "amin", "maximum",
+    "minimum", "abs", "neg", "__neg__", "where", "zeros_like", "ones_like", "t", "mT",
+})
+
 
 def _island_depth() -> int:
     return getattr(_state, "island", 0)
@@ -113,12 +122,16 @@ class Float16Emulation(TorchFunctionMode):
         ref = self._done.get(id(t))
         return ref is not None and ref() is t
 
+    def _mark(self, value: Any) -> Any:
+        """Remember a tensor that already holds float16 values."""
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            key = id(value)
+            self._done[key] = weakref.ref(value, lambda _r, k=key, d=self._done: d.pop(k, None))
+        return value
+
     def _round(self, value: Any) -> Any:
         if isinstance(value, torch.Tensor) and value.is_floating_point() and not self._is_done(value):
-            rounded = round_to_fp16(value, self.flush_subnormals)
-            key = id(rounded)
-            self._done[key] = weakref.ref(rounded, lambda _r, k=key, d=self._done: d.pop(k, None))
-            return rounded
+            return self._mark(round_to_fp16(value, self.flush_subnormals))
         return value
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -138,6 +151,8 @@ class Float16Emulation(TorchFunctionMode):
                     out.copy_(round_to_fp16(out, self.flush_subnormals))
             return out
         out = func(*r_args, **r_kwargs)
+        if name in _VALUE_PRESERVING:
+            return tree_map(self._mark, out)
         rounded = tree_map(self._round, out)
         if (
             self.count_overflows

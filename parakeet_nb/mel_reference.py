@@ -7,7 +7,7 @@
 * :func:`mel_torch_stft`: the same recipe as one global ``torch.stft`` over the whole
   waveform in float32 (or float64): what a plain, non-chunked implementation gives.
 
-The recipe (``/work/shared/reference/nemo-preprocessor.md``), for a waveform ``x [S]``
+The recipe (``shared/reference/nemo-preprocessor.md, beside the project``), for a waveform ``x [S]``
 with ``L`` valid samples:
 
 1. ``mel_length = L // 160``; frames: ``S // 160 + 1``.
@@ -139,7 +139,7 @@ def mel_float64(waveform: np.ndarray, length: int | None = None) -> tuple[np.nda
     In: ``waveform [S]`` (any real dtype; converted to float64 exactly), ``length``
     valid samples (default ``S``; ``0 <= length <= S``).
     Out: ``mel [128, S // 160 + 1]`` float64 and ``mel_length = length // 160``.
-    Also returns the log-mel before normalisation via :func:`logmel_float64`.
+    (:func:`logmel_float64` gives the log-mel before normalisation.)
     """
     logmel, mel_length = logmel_float64(waveform, length)
     return _normalize_f64(logmel, mel_length), mel_length

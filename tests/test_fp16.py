@@ -144,20 +144,22 @@ def test_plain_float16_input_rounding_alone_breaks_parity():
 def test_fp16_safe_meets_the_speech_goal(nemo, safe, flush):
     chunks, length = to_chunks(speech_clips()["speech"])
     mel16, mel_length = fp16.run_fp16(safe, chunks, length, flush_subnormals=flush)
-    err = np.abs(mel16[0].double().numpy() - _nemo(nemo, chunks, length)).max()
-    assert err < 0.05
-    # the default (float32) design under the same emulation: off by > 0.1, or NaN when
-    # subnormals are flushed (the guard 2**-24 becomes 0 and log(0) = -inf)
-    plain, _ = fp16.run_fp16(ChunkedPreprocessor().eval(), chunks, length, flush_subnormals=flush)
-    plain = plain[0].double().numpy()
-    if flush:
-        assert np.isnan(plain).any()
-    else:
-        assert np.abs(plain - _nemo(nemo, chunks, length)).max() > 0.1
+    assert np.abs(mel16[0].double().numpy() - _nemo(nemo, chunks, length)).max() < 0.05
 
 
-@pytest.mark.parametrize("case", ["sine_1000_fs", "sine_7000_fs", "speech_in_digital_silence"])
-@pytest.mark.parametrize("flush", [False, True])
+def test_plain_design_gives_nan_when_subnormals_flush():
+    """The default (float32) design in float16 with flushing: the guard 2**-24 becomes 0,
+    log(0) = -inf on digital silence, and the normalisation turns it into NaN.
+    (Without flushing it is off by > 0.1 on speech: see ``test_parity.py``.)"""
+    chunks, length = to_chunks(speech_clips()["speech"])
+    plain, _ = fp16.run_fp16(ChunkedPreprocessor().eval(), chunks, length, flush_subnormals=True)
+    assert np.isnan(plain.numpy()).any()
+
+
+@pytest.mark.parametrize(
+    "case, flush",
+    [("sine_1000_fs", False), ("sine_1000_fs", True), ("sine_7000_fs", True), ("speech_in_digital_silence", True)],
+)
 def test_fp16_safe_is_finite_and_close_on_hard_signals(nemo, safe, case, flush):
     t = np.arange(WINDOW_SAMPLES) / 16000
     if case.startswith("sine"):
@@ -183,7 +185,7 @@ def test_fp16_safe_in_float32_still_matches_nemo(nemo, safe):
     assert np.abs(mel[0].double().numpy() - _nemo(nemo, chunks, length)).max() < 1e-3
 
 
-@pytest.mark.parametrize("length", [159, 319, 320, 16001])
+@pytest.mark.parametrize("length", [319, 16001])
 def test_fp16_safe_short_lengths(nemo, safe, length):
     x = (0.1 * np.random.default_rng(length).standard_normal(length)).astype(np.float32)
     chunks, ln = to_chunks(x)
