@@ -98,3 +98,15 @@ def save_mlprogram(tmp_path_factory) -> Callable[..., Path]:
         return path
 
     return save
+
+
+@pytest.fixture(scope="module")
+def one_blas_thread():
+    """Small matrices on two shared cores: one BLAS thread is faster and steadier."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    with threadpool_limits(1):
+        yield

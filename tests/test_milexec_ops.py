@@ -37,16 +37,7 @@ _MB_DTYPES = {np.dtype(np.float32): types.fp32, np.dtype(np.int32): types.int32,
 RNG = np.random.default_rng(0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small matrices on two shared cores: one BLAS thread is faster and steadier."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def build(fn, *arrays: np.ndarray, opset=IOS17):

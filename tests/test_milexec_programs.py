@@ -34,15 +34,7 @@ RNG = np.random.default_rng(1)
 FP16_COMPONENTS = ("decoder", "joint")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 class _Packages:
