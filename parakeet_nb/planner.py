@@ -814,13 +814,8 @@ def _top_parent(rec: _Op, by_index: dict[int, _Op]) -> int:
 
 
 def _cpu_reason(rec: _Op) -> str:
-    if rec.info.op_class == "unknown":
-        return "unknown_op"
-    if not rec.info.ane_capable:
-        return "cpu_only_op"
-    if rec.integer:
-        return "integer_only"
-    return "not_reached"
+    """Why an op left off the ANE is there: its block reason, else no segment reached it."""
+    return _ane_block_reason(rec, typed_execution=False) or "not_reached"
 
 
 def _greedy_closure(top: list[_Op], capable: dict[int, bool], placed: dict[int, str], reasons: dict[int, str]) -> None:
