@@ -16,27 +16,28 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
 
 
-def _cmd_audit(args: argparse.Namespace) -> int:
-    from parakeet_nb.audit import audit
-    from parakeet_nb.program import ModelReadError
+def _load_program(path: str):
+    """The package at ``path`` as a loaded program; unreadable input is a :class:`UsageError`."""
+    from parakeet_nb.program import ModelReadError, load_program
 
     try:
-        report = audit(args.path)
+        return load_program(path)
     except ModelReadError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from parakeet_nb.audit import audit_program
+
+    report = audit_program(_load_program(args.path))
     print(report.to_json() if args.json else report.format_text(limit=args.limit))
     return report.exit_code
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from parakeet_nb import planner
-    from parakeet_nb.program import ModelReadError, load_program
 
-    try:
-        loaded = load_program(args.path)
-    except ModelReadError as exc:
-        raise UsageError(str(exc)) from None
-    result = planner.plan(loaded, args.compute_units, args.policy, typed_execution=args.typed_execution)
+    result = planner.plan(_load_program(args.path), args.compute_units, args.policy, typed_execution=args.typed_execution)
     if args.png:
         from parakeet_nb import diagrams
 
@@ -54,12 +55,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from parakeet_nb.milexec import MilExecError, MilExecutor
-    from parakeet_nb.program import ModelReadError, load_program
 
-    try:
-        loaded = load_program(args.path)
-    except ModelReadError as exc:
-        raise UsageError(str(exc)) from None
+    loaded = _load_program(args.path)
     try:
         executor = MilExecutor(loaded, numerics="fp16" if args.fp16 else "fp32")
     except MilExecError as exc:
