@@ -130,16 +130,25 @@ class JointDecision(torch.nn.Module):
         return token_id.to(torch.int32), token_prob, duration
 
 
-def wrappers(modules: ParakeetModules) -> dict[str, torch.nn.Module]:
-    """The traceable wrappers of the split components, keyed by component name."""
+def wrappers(modules: ParakeetModules, precision: str = "fp32") -> dict[str, torch.nn.Module]:
+    """The traceable wrappers of the components, keyed by component name.
+
+    ``precision="fp16"`` builds the chunked components from
+    ``ChunkedPreprocessor(fp16_safe=True)``, the design meant for float16 programs (convert
+    them with ``convert.to_coreml(..., "fp16")``, which keeps its float32 island); every
+    other wrapper is the same for both precisions.
+    """
     from parakeet_nb.chunked import ChunkedPreprocessor
 
+    if precision not in ("fp32", "fp16"):
+        raise ValueError(f"unknown precision {precision!r}: expected 'fp32' or 'fp16'")
+    fp16_safe = precision == "fp16"
     return {
         "preprocessor": Preprocessor(modules.preprocessor).eval(),
         "encoder": Encoder(modules.encoder).eval(),
         "mel_encoder": MelEncoder(Preprocessor(modules.preprocessor), modules.encoder).eval(),
-        "preprocessor_chunked": ChunkedPreprocessor().eval(),
-        "mel_encoder_chunked": MelEncoder(ChunkedPreprocessor(), modules.encoder).eval(),
+        "preprocessor_chunked": ChunkedPreprocessor(fp16_safe=fp16_safe).eval(),
+        "mel_encoder_chunked": MelEncoder(ChunkedPreprocessor(fp16_safe=fp16_safe), modules.encoder).eval(),
         "decoder": Decoder(modules.decoder).eval(),
         "joint": Joint(modules.joint).eval(),
         "joint_decision": JointDecision(modules.joint, modules.durations).eval(),

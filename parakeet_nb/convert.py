@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from parakeet_nb import _quiet
+from parakeet_nb.chunked import fp16_compute_precision
 from parakeet_nb.models import MEL_FRAMES, N_MELS, WINDOW_SAMPLES, ParakeetModules
 
 _quiet.import_heavy()
@@ -198,6 +199,38 @@ def quiet_conversion(progress: bool = False) -> Iterator[None]:
             setattr(module, attr, original)
 
 
+@contextlib.contextmanager
+def exact_dft_basis() -> Iterator[None]:
+    """Convert ``torch.stft`` with an exactly rounded DFT basis (coremltools 9.0 fix-up).
+
+    coremltools lowers ``torch.stft`` to a ``conv`` with the basis ``cos/sin(2 pi k n / N)``
+    built by MIL ops in float32 (``lower_complex_dialect_ops._calculate_dft_matrix``): the
+    angle ``2 pi k n`` reaches ~8e5 rad before it is divided by ``N``, so coefficients are off
+    by up to ~5e-5 and NeMo's preprocessor program misses the low-energy mel bins by ~2e-3
+    (measured with :mod:`parakeet_nb.milexec`). Inside this context the basis is computed in
+    float64 with ``k n`` reduced modulo ``N`` and rounded once to float32 (constant ``n_fft``
+    only; anything else falls back to coremltools' own).
+    """
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.mil.passes.defs import lower_complex_dialect_ops as lowering
+
+    original = lowering._calculate_dft_matrix
+
+    def exact(n_fft, onesided=False):
+        if n_fft.val is None:
+            return original(n_fft, onesided=onesided)
+        n = int(n_fft.val)
+        k = np.arange(n // 2 + 1 if onesided else n)
+        angle = 2.0 * np.pi * (np.outer(k, np.arange(n)) % n) / n
+        return mb.const(val=np.cos(angle).astype(np.float32)), mb.const(val=np.sin(angle).astype(np.float32))
+
+    lowering._calculate_dft_matrix = exact
+    try:
+        yield
+    finally:
+        lowering._calculate_dft_matrix = original
+
+
 def trace(wrapper: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
     """``torch.jit.trace`` in ``no_grad`` mode, tolerating NeMo's tuple outputs."""
     with torch.no_grad(), warnings.catch_warnings():
@@ -216,7 +249,9 @@ def to_coreml(
 
     ``precision`` selects the compute precision recorded in the program: ``fp32`` keeps
     every op in float32; ``fp16`` lets coremltools cast internal tensors to float16 (the
-    interface stays float32, so callers need not change).
+    interface stays float32, so callers need not change), except the float32 island of
+    ``ChunkedPreprocessor(fp16_safe=True)`` (:func:`parakeet_nb.chunked.fp16_compute_precision`;
+    a program without an island is plain ``FLOAT16``).
     """
     if precision not in ("fp32", "fp16"):
         raise ValueError(f"unknown precision {precision!r}: expected 'fp32' or 'fp16'")
@@ -229,14 +264,14 @@ def to_coreml(
         ct.TensorType(name=name, dtype=np.int32 if contract_dtype(name) == "int32" else np.float32)
         for name in component.outputs
     ]
-    with quiet_conversion():
+    with quiet_conversion(), exact_dft_basis():
         return ct.convert(
             traced,
             inputs=inputs,
             outputs=outputs,
             convert_to="mlprogram",
             minimum_deployment_target=DEPLOYMENT_TARGET,
-            compute_precision=ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16,
+            compute_precision=ct.precision.FLOAT32 if precision == "fp32" else fp16_compute_precision(),
             skip_model_load=True,
         )
 

@@ -262,7 +262,7 @@ def export(
     names = select(only)
     if precision not in ("fp32", "fp16"):
         raise ValueError(f"unknown precision {precision!r}: expected fp32 or fp16")
-    all_wrappers = wrappers(modules)
+    all_wrappers = wrappers(modules, precision)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
     try:

@@ -397,8 +397,8 @@ class _Noisy(torch.nn.Module):
 def test_traced_vs_eager_disagreement_raises_export_error(tiny_modules, tmp_path, monkeypatch):
     original = exporter.wrappers
 
-    def noisy_wrappers(modules):
-        found = original(modules)
+    def noisy_wrappers(modules, precision="fp32"):
+        found = original(modules, precision)
         found["joint"] = _Noisy(found["joint"]).eval()
         return found
 
@@ -453,3 +453,21 @@ def test_full_preset_encoder_exports_and_audits_clean(tmp_path):
     assert entry["audit"]["clean"] and entry["audit"]["widest_axis"] == report.widest_axis
     assert entry["compute_units"]["compute_units"] == "CPU_AND_NE"
     assert _metadata(out)["model"]["preset"]["name"] == "full"
+
+
+def test_fp16_export_uses_the_fp16_safe_chunked_design(tiny_modules, tmp_path):
+    """--precision fp16 builds ChunkedPreprocessor(fp16_safe=True) and keeps its float32 island."""
+    from parakeet_nb.chunked import ChunkedPreprocessor
+    from parakeet_nb.components import wrappers
+
+    assert wrappers(tiny_modules, "fp16")["preprocessor_chunked"].fp16_safe
+    assert not wrappers(tiny_modules)["preprocessor_chunked"].fp16_safe
+    front = wrappers(tiny_modules, "fp16")["mel_encoder_chunked"].front
+    assert isinstance(front, ChunkedPreprocessor) and front.fp16_safe
+    with pytest.raises(ValueError, match="unknown precision 'bf16'"):
+        wrappers(tiny_modules, "bf16")
+    result = exporter.export(tiny_modules, tmp_path / "fp16", only=["preprocessor_chunked"], precision="fp16")
+    counts = _dtype_counts(tmp_path / "fp16" / COMPONENTS["preprocessor_chunked"].file)
+    assert counts["fp16"] > 0 and counts["fp32"] > 0  # the float32 island survives conversion
+    assert result.components[0].precision["op_outputs_fp32"] == counts["fp32"]
+    assert result.components[0].audit.clean
