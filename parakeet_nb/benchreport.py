@@ -20,6 +20,7 @@ SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("mel_speed.py", ()),
     ("export_speed.py", ()),
     ("milexec_speed.py", ("--parity",)),
+    ("program_parity.py", ()),
 )
 
 

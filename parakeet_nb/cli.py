@@ -119,16 +119,45 @@ def _cmd_parity(args: argparse.Namespace) -> int:
             print(f"parakeet-nb parity: note: {note}", file=sys.stderr)
         samples = clip.samples
     cases = [c.strip() for c in args.cases.split(",") if c.strip()] if args.cases else None
-    try:
-        report = parity.run_parity(samples, cases=cases, fp16=not args.no_fp16)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    programs = None
+    if args.programs or args.programs_only:
+        from parakeet_nb import program_parity
+
+        components = [c.strip() for c in args.components.split(",") if c.strip()] if args.components else None
+        packages = None
+        modules = _load_modules(args)
+        if args.export_dir:
+            try:
+                packages = program_parity.packages_in(args.export_dir, modules)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        try:
+            programs = program_parity.run_program_parity(
+                modules, packages=packages, components=components,
+                precisions=("fp32",) if args.no_fp16 else ("fp32", "fp16"),
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    report = None
+    if not args.programs_only:
+        try:
+            report = parity.run_parity(samples, cases=cases, fp16=not args.no_fp16)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if args.json:
         import json
 
-        print(json.dumps(report.to_json(frames=args.frames), indent=2))
-    else:
+        document = report.to_json(frames=args.frames) if report is not None else {}
+        if programs is not None:
+            document["programs"] = programs.to_json()
+        print(json.dumps(document, indent=2))
+        return 0
+    if report is not None:
         print(report.table())
+    if programs is not None:
+        print(f"{'' if report is None else chr(10)}exported programs (reference MIL executor) vs PyTorch, "
+              f"model {programs.meta['model']}:")
+        print(programs.table())
     return 0
 
 
@@ -255,12 +284,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="build/run", help="folder for <output name>.npy (default build/run)")
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("parity", help="chunked vs global vs NeMo mel: the error table (fp32 and emulated fp16)")
+    p = sub.add_parser("parity", help="chunked vs global vs NeMo mel: the error table (fp32 and emulated fp16); "
+                                      "--programs: the exported packages vs PyTorch")
     p.add_argument("--audio", metavar="WAV", help="add this clip (first 15 s) as a case")
     p.add_argument("--cases", metavar="NAME,...", help="run only these cases")
     p.add_argument("--no-fp16", action="store_true", help="skip the float16 emulation (faster)")
     p.add_argument("--frames", action="store_true", help="with --json: include per-frame error arrays")
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--programs", action="store_true",
+                   help="also run every exported package with the MIL executor against its PyTorch module")
+    p.add_argument("--programs-only", action="store_true", help="only the exported-programs table (skip the mel study)")
+    p.add_argument("--export-dir", metavar="DIR",
+                   help="with --programs: check the packages of an earlier export (default: export afresh to a temp folder)")
+    p.add_argument("--components", metavar="NAME,...", help="with --programs: only these components")
+    _add_model_source(p)
     p.set_defaults(func=_cmd_parity)
 
     p = sub.add_parser("export", help="export the Core ML components and metadata.json")
