@@ -23,20 +23,18 @@ from __future__ import annotations
 import math
 import platform
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from parakeet_nb import mel_reference as ref
+from parakeet_nb.audio import data_clip
 from parakeet_nb.chunked import CHUNK_SAMPLES, N_CHUNKS, ChunkedPreprocessor, to_chunks
 from parakeet_nb.components import Preprocessor
 from parakeet_nb.fp16 import run_fp16
 from parakeet_nb.models import HOP, MEL_FRAMES, SAMPLE_RATE, WINDOW_SAMPLES, build_preprocessor
 
-#: Where the project's speech clips live (``data/README.md``).
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 #: The lengths every length sweep covers (samples).
 SWEEP_LENGTHS = (1, 159, 160, 161, 319, 320, 15999, 16000, 16001, 239999, 240000)
 #: Frames whose window (taps ``160 f - 200 .. 160 f + 199``) spans a chunk boundary.
@@ -48,69 +46,13 @@ TONE_CASES = ("sine_100_fs", "sine_440_fs", "sine_1000_fs", "sine_3000_fs", "sin
 
 
 # ---------------------------------------------------------------------- signals
-def load_wav(path: str | Path) -> np.ndarray:
-    """Read a WAV file as mono float32 samples at 16 kHz (``[S]``).
-
-    Multi-channel audio is averaged to mono. Raises ``ValueError`` for another sample
-    rate (resample to 16 kHz first) or an unreadable file.
-    """
-    import soundfile as sf
-
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # soundfile raises several types
-        raise ValueError(f"{path}: not a readable audio file ({exc})") from None
-    if rate != SAMPLE_RATE:
-        raise ValueError(f"{path}: sample rate {rate} Hz; resample to {SAMPLE_RATE} Hz first")
-    return data.mean(axis=1).astype(np.float32)
-
-
-def synthetic_speech(seconds: float = 6.0, seed: int = 0) -> np.ndarray:
-    """A seeded speech-like signal (``[seconds * 16000]`` float32, peak 0.8).
-
-    Voiced syllables (a glottal pulse train with a gliding pitch through three formant
-    resonators), unvoiced noise bursts and short pauses. Used when ``data/`` has no
-    speech clip; it exercises the same dynamic range as speech, not its phonetics.
-    """
-    from scipy.signal import lfilter
-
-    rng = np.random.default_rng(seed)
-    n = int(seconds * SAMPLE_RATE)
-    out = np.zeros(n)
-    pos = 0
-    while pos < n:
-        dur = int(rng.uniform(0.12, 0.3) * SAMPLE_RATE)
-        seg = np.zeros(dur)
-        if rng.random() < 0.75:  # voiced
-            f0 = rng.uniform(95, 190) * np.linspace(1.0, rng.uniform(0.8, 1.2), dur)
-            phase = np.cumsum(f0 / SAMPLE_RATE)
-            seg[np.nonzero(np.diff(np.floor(phase), prepend=0.0))[0]] = 1.0
-            for formant, bw in zip(rng.uniform([300, 900, 2200], [800, 2000, 3200]), (80, 120, 200)):
-                r = math.exp(-math.pi * bw / SAMPLE_RATE)
-                theta = 2 * math.pi * formant / SAMPLE_RATE
-                seg = lfilter([1 - r], [1, -2 * r * math.cos(theta), r * r], seg)
-        else:  # fricative
-            seg = lfilter([1, -0.9], [1], rng.standard_normal(dur)) * 0.05
-        seg *= np.hanning(dur)
-        end = min(n, pos + dur)
-        out[pos:end] = seg[: end - pos]
-        pos = end + int(rng.uniform(0.0, 0.15) * SAMPLE_RATE)
-    return (0.8 * out / np.abs(out).max()).astype(np.float32)
+#: The speech clips of the study (``data/``, made by ``data/make_clips.py``).
+SPEECH_FILES = {"speech": "speech_15s.wav", "speech_short": "speech_short.wav"}
 
 
 def speech_clips() -> dict[str, np.ndarray]:
-    """``{"speech": ..., "speech_short": ...}`` from ``data/`` if present, else synthetic."""
-    clips: dict[str, np.ndarray] = {}
-    for name, file in (("speech", "speech_15s.wav"), ("speech_short", "speech_short.wav")):
-        path = DATA_DIR / file
-        if path.is_file():
-            try:
-                clips[name] = load_wav(path)[:WINDOW_SAMPLES]
-                continue
-            except ValueError:
-                pass
-        clips[name] = synthetic_speech(14.0 if name == "speech" else 2.2, seed=1 if name == "speech" else 2)
-    return clips
+    """``{"speech": [S], "speech_short": [S]}``: the committed clips of ``data/`` (first 15 s)."""
+    return {name: data_clip(file).samples[:WINDOW_SAMPLES] for name, file in SPEECH_FILES.items()}
 
 
 @dataclass(frozen=True)
@@ -393,7 +335,7 @@ def run_parity(
     rows = [runner.run(case, fp16) for case in selected]
     meta = environment()
     meta.update({
-        "speech_source": "data/" if (DATA_DIR / "speech_15s.wav").is_file() else "synthetic (data/ missing)",
+        "speech_source": {name: f"data/{file}" for name, file in SPEECH_FILES.items()},
         "audio_samples_used": None if audio is None else int(min(audio.size, WINDOW_SAMPLES)),
         "audio_truncated": bool(audio is not None and audio.size > WINDOW_SAMPLES),
         "fp16": "emulation: each op exact in float32, inputs and outputs rounded to float16 "

@@ -100,21 +100,7 @@ def test_seam_frames_span_chunk_boundaries():
     assert not any(160 * f - 200 < 16000 * c <= 160 * f + 199 for f in others for c in range(1, 15))
 
 
-def test_synthetic_speech_is_seeded_and_bounded():
-    a, b = parity.synthetic_speech(1.0, seed=3), parity.synthetic_speech(1.0, seed=3)
-    assert a.shape == (16000,) and a.dtype == np.float32 and np.array_equal(a, b)
-    assert np.abs(a).max() == pytest.approx(0.8) and not np.array_equal(a, parity.synthetic_speech(1.0, seed=4))
-
-
-def test_load_wav(tmp_path):
-    import soundfile as sf
-
-    stereo = np.stack([np.full(100, 0.5), np.full(100, -0.25)], axis=1)
-    sf.write(tmp_path / "ok.wav", stereo, 16000)
-    np.testing.assert_allclose(parity.load_wav(tmp_path / "ok.wav"), 0.125, atol=1e-4)
-    sf.write(tmp_path / "8k.wav", stereo, 8000)
-    with pytest.raises(ValueError, match="8000 Hz"):
-        parity.load_wav(tmp_path / "8k.wav")
-    (tmp_path / "junk.wav").write_bytes(b"not audio")
-    with pytest.raises(ValueError, match="not a readable audio file"):
-        parity.load_wav(tmp_path / "junk.wav")
+def test_speech_clips_are_the_committed_ones():
+    clips = parity.speech_clips()
+    assert set(clips) == {"speech", "speech_short"}
+    assert all(c.dtype == np.float32 and 0 < len(c) <= 240000 for c in clips.values())
