@@ -27,6 +27,18 @@ Design (every shape for ``B`` clips):
    ``Im X_k = -sum_j w_j sin(...) o_j``: ``[B, 1501, 200] @ [200, 256]`` each (bins
    1..256; bin 0 has no mel weight). The even/odd pairing halves the multiply count of
    a plain ``[frames, 400] @ [400, 514]`` DFT, and needs no ``[frames, 512]`` gather.
+   A plain float32 matmul errs by ~eps times its largest partial sum, which on a
+   full-scale tone is hundreds of ulps of the quiet bins (sine_440: 4.9e-3 in the
+   normalised mel vs NeMo's FFT 1.1e-3). So bins 1..72 (``EXACT_COLUMNS``) are computed
+   exactly: per frame ``x = x_hi + x_lo`` with ``x_hi = (x + c) - c``, ``c = max |x| *
+   2**16`` (``x_hi`` on a power-of-two grid, at most 2**8 steps), ``W = W_hi + W_lo`` with
+   ``W_hi`` on the grid 2**-8; every partial sum of ``x_hi @ W_hi`` then fits in 24 bits
+   (``sum |W_hi| <= 70``), so it is exact in any order (on any backend), and
+   ``x_hi @ W_lo + x_lo @ W`` is ~2**-8 of the result, its rounding negligible. That
+   costs ``[200, 144] + [200, 72]`` more per transform (about +60% DFT time); bins 73..256
+   stay one ``[200, 184]`` matmul (the exact columns are needed up to ~bin 68 for the
+   steady tones of the parity study). Result: within ~1 ulp of a float64 DFT of the same
+   taps; the remaining error vs float64 is the float32 taps and normalisation.
 5. **Power, mel, log, normalisation** as NeMo: ``|X|^2``, Slaney filterbank (as four
    banded matmuls: filters ``32 g .. 32 g + 31`` only read the bins they cover),
    ``log(mel + 2**-24)``, per-feature mean and unbiased std over valid frames,
@@ -44,18 +56,33 @@ the normalised mel, the power spectrum spans ~1e13 (float16 spans ~1e9 normal), 
 * computes ``X = W_hi e_hi + (W_hi e_lo' + W_lo' e_hi) / 2**11`` (the low parts of data
   and of the DFT matrices carried times ``2**11`` so they never need subnormals): the
   spectrum is then good to ~``2**-22`` relative, like float32;
-* works in the **log domain** from there: ``log |X|^2 = 2 log max + log(1 + (min/max)^2)``
-  of ``|Re|, |Im|``, and each mel filter is a log-sum-exp over its bins with the guard
-  ``2**-24`` as one more term (loud bins use a single ``log`` of the linear product for
-  precision);
+* computes the mel in **extended precision** where it is loud: the residual
+  ``2**11 (X - fl16(X))`` comes from one more matmul (over ``[e_hi, fl16(X), e_lo', e_hi]``
+  with a ``-2**11`` identity block), ``X`` is scaled by a power of two from the clip's peak
+  (a table max, exact) and split (Veltkamp) into parts whose squares are exact float16
+  numbers, the mel is a matmul over those square channels (plus the guard), its rounding
+  error again comes from a matmul with a ``-2**11`` identity, and the log is taken
+  relative to the feature's maximum over frames, ``log(1 + u) = 2 atanh(u / (2 + u))``
+  by a short series (a per-feature constant cancels in the normalisation). Plain float16
+  storage of ``X`` or of the mel costs ~0.7 on a steady 100 Hz tone, whose features can
+  have a std of 0.0015 over frames;
+* elsewhere (below ``FP16_EXT_MIN`` or more than 6 dB below the feature's maximum) works
+  in the **log domain**: ``log |X|^2 = 2 log max + log(1 + (min/max)^2)`` of ``|Re|, |Im|``,
+  and each mel filter is a log-sum-exp over its bins with the guard ``2**-24`` as one more
+  term, in the same per-feature units (loud bins use a single ``log`` of the linear
+  product for precision);
 * normalises with matmul reductions, a two-pass mean and a max-scaled std, so nothing
   over- or underflows (with or without subnormal flushing).
 
-All scalings are powers of two and cancel exactly in the normalisation. On CPU in
-float32 the variant is 10-20x slower (three DFT matmuls, a gather and ~15 elementwise ops
-over ``[B, 1501, 128, 14]``) and a little less exact, and it needs the float32 island
-on the CPU anyway, so the default (exported) module is the float32 design; use the
-variant only for a float16 export.
+The data scalings are powers of two, and the per-feature offsets of the log (the
+feature's maximum over frames) are constants that the normalisation removes exactly. On
+CPU in float32 the variant is ~14x slower (five DFT-sized matmuls, two mel matmuls over
+~1,600-2,200 channels, a gather and ~15 elementwise ops over ``[B, 1501, 128, 14]``) and
+a little less exact, and it needs the float32 island on the CPU anyway, so the default
+module is the float32 design and ``export --precision fp16`` uses the variant.
+Conversely the float32 design is float32-only: its exact split (step 4) adds
+``max |x| * 2**16``, which overflows float16, so rounded op by op to float16 it gives
+non-finite values. Do not convert it with ``FLOAT16``.
 
 Lengths: ``audio_length`` is a tensor input, used only through masks, so one trace
 serves every length; nothing in the graph branches on tensor values.
@@ -91,6 +118,16 @@ BINS = np.arange(1, _ref.N_BINS)
 #: bins its filters cover: a quarter of the dense multiply count).
 MEL_GROUP = 32
 
+# float32 design, exact low-bin DFT (see design step 4):
+#: Output columns (bins 1..72, up to 2.25 kHz) whose DFT is computed with an exact split
+#: product; the other 184 columns are a plain float32 matmul.
+EXACT_COLUMNS = 72
+#: ``e_hi`` is ``e`` rounded to the grid ``ulp(max |e| * 2**16)`` of its frame: at most
+#: 2**8 grid steps, so ``e_hi * W_hi`` needs 16 bits and a 200-term sum of them 24.
+SPLIT_SCALE = 2.0**16
+#: Grid of the high part ``W_hi`` of the DFT matrices (``|W| <= 1``: 8 bits).
+DFT_HI_GRID = 2.0**-8
+
 # float16 variant scalings (powers of two, exact in every format):
 #: The float32 island multiplies ``e, o`` by this before the hi/lo split, so quiet
 #: samples stay above the smallest normal float16 (``2**-14``) even with flushing.
@@ -106,6 +143,14 @@ FP16_LO_SCALE = 2.0**11
 #: (removed exactly by the normalisation) and spans about -15.3 (the guard) to +7.5
 #: (a full-scale tone), where float16 resolves log values to 0.004-0.008.
 FP16_LOG_SCALE = 2.0**1
+#: Smallest per-feature-scaled linear term taken through one ``log`` (below: the sum of logs).
+FP16_LINEAR_MIN = 2.0**-10
+#: Powers of two the clip's peak ``|Re|, |Im|`` is rounded down to (a table: exact, no ``log2``).
+FP16_PEAK_POWERS = 2.0 ** np.arange(-2, 16)
+#: The extended-precision mel is used where its value (peak-scaled units) is at least this
+#: and at least half the feature's maximum; elsewhere the log-sum-exp mel.
+FP16_EXT_MIN = 2.0**-2
+FP16_EXT_RATIO_MIN = -0.5
 
 
 def dft_matrices_f64() -> tuple[np.ndarray, np.ndarray]:
@@ -171,8 +216,15 @@ class ChunkedPreprocessor(torch.nn.Module):
         )
         self.register_buffer("frame_index", torch.arange(MEL_FRAMES, dtype=torch.int32), persistent=False)
         if not self.fp16_safe:
-            self.register_buffer("dft_cos", torch.from_numpy(cos).float(), persistent=False)
-            self.register_buffer("dft_sin", torch.from_numpy(sin).float(), persistent=False)
+            # dft_{cos,sin}_exact = [W_hi | W_lo] and dft_{cos,sin}_low = W over the exact
+            # columns (W = W_hi + W_lo, W_hi on the grid 2**-8); dft_{cos,sin}_rest: the others.
+            n = EXACT_COLUMNS
+            for name, w in (("cos", cos), ("sin", sin)):
+                w_hi = np.round(w[:, :n] / DFT_HI_GRID) * DFT_HI_GRID
+                exact = np.concatenate([w_hi, w[:, :n] - w_hi], axis=1)
+                self.register_buffer(f"dft_{name}_exact", torch.from_numpy(exact).float(), persistent=False)
+                self.register_buffer(f"dft_{name}_low", torch.from_numpy(w[:, :n].copy()).float(), persistent=False)
+                self.register_buffer(f"dft_{name}_rest", torch.from_numpy(w[:, n:].copy()).float(), persistent=False)
             # banded filterbank: filters 32 g .. 32 g + 31 only see bins lo_g .. hi_g - 1
             self.mel_bands: list[tuple[int, int]] = []
             for g in range(N_MELS // MEL_GROUP):
@@ -194,6 +246,19 @@ class ChunkedPreprocessor(torch.nn.Module):
             self.register_buffer("lse_index", torch.from_numpy(index), persistent=False)
             self.register_buffer("lse_sqrt_weight", torch.from_numpy(sqrt_weight), persistent=False)
             self.register_buffer("lse_log_weight", torch.from_numpy(log_weight), persistent=False)
+            # extended precision: 2**11 (X - fl(X)) in one matmul over [e_hi, fl(X), e_lo', e_hi]
+            eye = np.eye(len(BINS))
+            for name, hi, lo in (("cos", c_hi, c_lo), ("sin", s_hi, s_lo)):
+                resid = np.concatenate([FP16_LO_SCALE * hi, -FP16_LO_SCALE * eye, hi, lo])
+                self.register_buffer(f"dft_{name}_resid", torch.from_numpy(resid).float(), persistent=False)
+            # mel over the exact square channels [h1^2, 2 h1 h2, h2^2] x (Re, Im) plus the guard
+            # channel; and 2**11 (mel - fl(mel)) over [channels, guard, fl(mel), 2**11 2 x dx (Re, Im)]
+            fbt, ones = fb.T, np.ones((1, N_MELS))
+            self.register_buffer("mel_ext", torch.from_numpy(np.concatenate([fbt] * 6 + [ones])).float(), persistent=False)
+            resid = np.concatenate([FP16_LO_SCALE * fbt] * 6 + [FP16_LO_SCALE * ones, -FP16_LO_SCALE * np.eye(N_MELS)]
+                                   + [2.0 * fbt] * 2)
+            self.register_buffer("mel_ext_resid", torch.from_numpy(resid).float(), persistent=False)
+            self.register_buffer("peak_powers", torch.from_numpy(FP16_PEAK_POWERS).float(), persistent=False)
 
     # ------------------------------------------------------------------ checks
     @staticmethod
@@ -286,11 +351,31 @@ class ChunkedPreprocessor(torch.nn.Module):
         std_unit = torch.sqrt(sum_sq / (n - 1.0).clamp(min=1.0))
         return unit / (std_unit + _ref.STD_EPS / peak)
 
+    @staticmethod
+    def _dft_fp32(
+        x: torch.Tensor, w_exact: torch.Tensor, w_low: torch.Tensor, w_rest: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Taps ``x [B, 1501, 200]`` -> ``(x @ W[:, :72], x @ W[:, 72:])`` (see design step 4).
+
+        The first 72 columns are exact to a few float32 roundings: ``x = x_hi + x_lo`` with
+        ``x_hi`` on a per-frame power-of-two grid (``(x + c) - c``, ``c = max |x| * 2**16``),
+        ``x_hi @ W_hi`` is then exact in any summation order, and the remainder
+        ``x_hi @ W_lo + x_lo @ W`` is ~2**-8 of the result, so its rounding is negligible.
+        """
+        n = EXACT_COLUMNS
+        c = x.abs().amax(dim=2, keepdim=True) * SPLIT_SCALE  # [B, 1501, 1]
+        x_hi = (x + c) - c
+        x_lo = x - x_hi  # exact
+        p = torch.matmul(x_hi, w_exact)  # [B, 1501, 160]: x_hi @ W_hi (exact) | x_hi @ W_lo
+        low = p[:, :, :n] + (p[:, :, n:] + torch.matmul(x_lo, w_low))
+        return low, torch.matmul(x, w_rest)
+
     def _logmel_fp32(self, e: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
         """``e, o [B, 1501, 200]`` -> ``log(mel + 2**-24) [B, 128, 1501]``."""
-        re = torch.matmul(e, self.dft_cos)  # [B, 1501, 256]
-        im = torch.matmul(o, self.dft_sin)
-        power = (re * re + im * im).transpose(1, 2)  # [B, 256, 1501] (a view)
+        re_low, re_rest = self._dft_fp32(e, self.dft_cos_exact, self.dft_cos_low, self.dft_cos_rest)
+        im_low, im_rest = self._dft_fp32(o, self.dft_sin_exact, self.dft_sin_low, self.dft_sin_rest)
+        power = torch.cat([re_low * re_low + im_low * im_low, re_rest * re_rest + im_rest * im_rest], dim=2)
+        power = power.transpose(1, 2)  # [B, 256, 1501] (a view)
         mel = torch.cat(
             [torch.matmul(getattr(self, f"mel_fb_{g}"), power[:, lo:hi]) for g, (lo, hi) in enumerate(self.mel_bands)],
             dim=1,
@@ -298,7 +383,7 @@ class ChunkedPreprocessor(torch.nn.Module):
         return torch.log(mel + _ref.LOG_GUARD)
 
     def _logmel_fp16(self, e: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
-        """The float16 variant: ``e, o [B, 1501, 200]`` -> ``log(mel + 2**-24) + 2 log 2``, ``[B, 128, 1501]``.
+        """The float16 variant: ``e, o [B, 1501, 200]`` -> ``log(mel + 2**-24) - c_m``, ``[B, 128, 1501]``.
 
         In a float32 island, ``16 e`` is split into ``e_hi + e_lo / 2**11`` (float16
         parts). The DFT is ``X = W_hi e_hi + (W_hi e_lo' + W_lo' e_hi) / 2**11`` (primes:
@@ -309,6 +394,11 @@ class ChunkedPreprocessor(torch.nn.Module):
         ``t = log((a sqrt(w_mk))**2 q)`` when that product is at least ``2**-10`` (one
         rounding: precise for the loud bins that set the value), else
         ``2 log a + log q + log w_mk`` (no underflow for quiet bins).
+
+        Where the mel is loud (see the module docstring) the extended-precision mel replaces
+        the log-sum-exp. Both are returned as ``log(mel / ref_m)`` up to a per-feature
+        constant (``ref_m``: the feature's maximum over all 1501 frames), which the
+        normalisation removes; the output is therefore not ``log(mel + 2**-24)`` itself.
         """
         with _fp16.fp32_island():
             # the names island_* mark the island's outputs for fp16_compute_precision()
@@ -322,6 +412,30 @@ class ChunkedPreprocessor(torch.nn.Module):
         im_corr = torch.matmul(torch.cat([island_o_lo, island_o_hi], dim=2), self.dft_sin_corr)
         re = torch.matmul(island_e_hi, self.dft_cos) + re_corr * (1.0 / FP16_LO_SCALE)
         im = torch.matmul(island_o_hi, self.dft_sin) + im_corr * (1.0 / FP16_LO_SCALE)
+        # ---- extended-precision mel (fp16 storage of X or of the mel alone costs ~0.7 on steady tones)
+        re_res = torch.matmul(torch.cat([island_e_hi, re, island_e_lo, island_e_hi], dim=2), self.dft_cos_resid)
+        im_res = torch.matmul(torch.cat([island_o_hi, im, island_o_lo, island_o_hi], dim=2), self.dft_sin_resid)
+        peak = torch.maximum(re.abs(), im.abs()).amax(dim=2, keepdim=True).amax(dim=1, keepdim=True)  # [B, 1, 1]
+        gain = 64.0 / torch.where(self.peak_powers <= peak, self.peak_powers, 0.25).amax(dim=2, keepdim=True)
+        squares, corrections = [], []
+        for part, res in ((re, re_res), (im, im_res)):
+            x = part * gain  # exact (a power of two), |x| < 128
+            c = x * 65.0  # Veltkamp split: h1 has 5 significant bits, h2 the other 6
+            h1 = c - (c - x)
+            h2 = x - h1
+            squares += [h1 * h1, (h1 * h2) * 2.0, h2 * h2]  # the first two exact
+            corrections.append(x * (res * gain))  # 2**11 x dx (weights 2 fb: 2**11 2 x dx)
+        guard = torch.zeros_like(re[:, :, :1]) + (gain * 2.0**-6) * (gain * 2.0**-6)  # 2**-24 in these units
+        channels = torch.cat(squares + [guard], dim=2)  # [B, 1501, 1537]
+        mel_hi = torch.matmul(channels, self.mel_ext)  # [B, 1501, 128]: 4096 gain^2 (mel + 2**-24)
+        mel_lo = torch.matmul(torch.cat([channels, mel_hi] + corrections, dim=2), self.mel_ext_resid)
+        ref = mel_hi.amax(dim=1, keepdim=True).clamp(min=FP16_EXT_MIN)  # [B, 1, 128]
+        u = (mel_hi - ref) / ref + (mel_lo / ref) * (1.0 / FP16_LO_SCALE)  # mel / ref - 1
+        s = u / (2.0 + u)  # log(1 + u) = 2 atanh(s)
+        s2 = s * s
+        log_ext = 2.0 * s * (1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0)))))
+        use_ext = (mel_hi >= FP16_EXT_MIN) & (u >= FP16_EXT_RATIO_MIN)
+        # ---- log-sum-exp mel, in the same units (log(mel_hi / ref))
         re_abs, im_abs = re.abs(), im.abs()
         big = torch.maximum(re_abs, im_abs)
         ratio = torch.minimum(re_abs, im_abs) / big.clamp(min=_fp16.FP16_TINY)
@@ -333,14 +447,17 @@ class ChunkedPreprocessor(torch.nn.Module):
         shape = (a.shape[0], MEL_FRAMES, N_MELS, -1)
         a_g = torch.index_select(a, 2, self.lse_index).reshape(shape)  # [B, 1501, 128, K]
         q_g = torch.index_select(q, 2, self.lse_index).reshape(shape)
-        root = a_g * self.lse_sqrt_weight
+        # sum_k (a sqrt(w))^2 q = 4 mel; times (32 gain)^2 / ref gives mel_hi's units over ref
+        scale = ((32.0 * gain) / torch.sqrt(ref)).unsqueeze(3)  # [B, 1, 128, 1], <= 2**15
+        root = a_g * (self.lse_sqrt_weight * scale)
         linear = root * root * q_g
-        t_log = 2.0 * torch.log(a_g) + torch.log(q_g) + self.lse_log_weight
-        terms = torch.where(linear >= 2.0**-10, torch.log(linear.clamp(min=2.0**-10)), t_log)
+        log_scale = (torch.log(ref) - 2.0 * torch.log(32.0 * gain)).unsqueeze(3)
+        t_log = 2.0 * torch.log(a_g) + torch.log(q_g) + (self.lse_log_weight - log_scale)
+        terms = torch.where(linear >= FP16_LINEAR_MIN, torch.log(linear.clamp(min=FP16_LINEAR_MIN)), t_log)
         top = terms.amax(dim=3, keepdim=True)
         # clamp at -60: exp(-60) ~ 1e-26 is negligible and stays a normal float32 (no slow denormals)
-        logmel = top.squeeze(3) + torch.log(torch.exp((terms - top).clamp(min=-60.0)).sum(dim=3))  # [B, 1501, 128]
-        return logmel.transpose(1, 2)
+        log_lse = top.squeeze(3) + torch.log(torch.exp((terms - top).clamp(min=-60.0)).sum(dim=3))  # [B, 1501, 128]
+        return torch.where(use_ext, log_ext, log_lse).transpose(1, 2)
 
     def forward(self, audio_chunks: torch.Tensor, audio_length: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``audio_chunks [B, 15, 16000]``, ``audio_length [B]`` -> ``mel [B, 128, 1501]``, ``mel_length [B]`` int32."""

@@ -126,6 +126,77 @@ def test_dft_matrices_reproduce_the_rfft_power():
     np.testing.assert_allclose(re**2 + im**2, np.abs(spec[1:257]) ** 2, rtol=1e-10, atol=1e-10)
 
 
+def _float32_dft(module, e: torch.Tensor, o: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The float32 design's ``Re X, Im X`` (bins 1..256) of taps ``e, o [B, F, 200]``."""
+    re = torch.cat(module._dft_fp32(e, module.dft_cos_exact, module.dft_cos_low, module.dft_cos_rest), dim=2)
+    im = torch.cat(module._dft_fp32(o, module.dft_sin_exact, module.dft_sin_low, module.dft_sin_rest), dim=2)
+    return re, im
+
+
+@pytest.mark.parametrize("amplitude", [1e-4, 0.01, 1.0, 3.0])
+def test_low_bins_of_the_float32_dft_are_exact(chunked, amplitude):
+    """Bins 1..72: within a few float32 roundings of the float64 DFT of the same taps.
+
+    A plain float32 matmul misses by ~eps * (largest partial sum): for a full-scale tone,
+    hundreds of ulps of the small bins. Frames: noise, and tones (the hard case).
+    """
+    rng = np.random.default_rng(3)
+    j = np.arange(200) + 0.5
+    frames = [rng.uniform(-1, 1, (8, 2, 200))]
+    for f in (100.0, 440.0, 3000.0, 7000.0):
+        phase = rng.uniform(0, 6.3, (4, 1, 1))
+        frames.append(np.concatenate([np.cos(2 * np.pi * f * j / 16000 + phase), np.sin(2 * np.pi * f * j / 16000 + phase)], 1))
+    taps = torch.from_numpy((amplitude * np.concatenate(frames)).astype(np.float32))  # [24, 2, 200]
+    e, o = taps[None, :, 0], taps[None, :, 1]
+    with torch.no_grad():
+        re, im = _float32_dft(chunked, e, o)
+    cos, sin = dft_matrices_f64()
+    exact_re = e.double().numpy() @ cos
+    exact_im = o.double().numpy() @ sin
+    n = chunked_module_exact_columns()
+    for got, want, x in ((re, exact_re, e), (im, exact_im, o)):
+        got = got.double().numpy()
+        scale = np.abs(x.double().numpy()).max(axis=2, keepdims=True)  # per frame
+        # exact columns: ~2 roundings of the value plus the float32 rounding of W (~eps * |x|)
+        tol = 4 * 2.0**-24 * (np.abs(want[..., :n]) + 8 * scale)
+        assert np.all(np.abs(got[..., :n] - want[..., :n]) <= tol)
+        # the rest: a plain float32 matmul (~eps * sum |x| |W|)
+        assert np.abs(got[..., n:] - want[..., n:]).max() <= 1e-4 * scale.max()
+
+
+def chunked_module_exact_columns() -> int:
+    from parakeet_nb.chunked import EXACT_COLUMNS
+
+    return EXACT_COLUMNS
+
+
+def test_exact_part_is_exact_in_any_order(chunked):
+    """``x_hi @ W_hi`` of the split is exact in float32 (the premise of design step 4)."""
+    from parakeet_nb.chunked import EXACT_COLUMNS, SPLIT_SCALE
+
+    rng = np.random.default_rng(4)
+    x = torch.from_numpy((rng.uniform(-1, 1, (1, 64, 200)) * 10.0 ** rng.uniform(-6, 0.6, (1, 64, 1))).astype(np.float32))
+    c = x.abs().amax(dim=2, keepdim=True) * SPLIT_SCALE
+    x_hi = (x + c) - c
+    w_hi = chunked.dft_cos_exact[:, :EXACT_COLUMNS]
+    assert torch.equal(x_hi + (x - x_hi), x)
+    f32 = torch.matmul(x_hi, w_hi).double()
+    f32_reversed = torch.matmul(x_hi.flip(2), w_hi.flip(0)).double()
+    f64 = torch.matmul(x_hi.double(), w_hi.double())
+    assert torch.equal(f32, f64) and torch.equal(f32_reversed, f64)
+
+
+def test_full_scale_tones_as_close_to_float64_as_nemo(nemo, chunked):
+    """The tones that a plain float32 DFT got wrong (sine_440: 4.9e-3 vs NeMo's 1.1e-3)."""
+    t = np.arange(WINDOW_SAMPLES) / 16000
+    for freq in (100, 440, 1000):
+        x = np.sin(2 * np.pi * freq * t + 0.3).astype(np.float32)
+        mel, _ = _run(chunked, x)
+        mel_nemo, _ = _nemo(nemo, x)
+        exact, n = _exact(x)
+        assert np.abs(mel - exact)[:, :n].max() <= np.abs(mel_nemo - exact)[:, :n].max(), freq
+
+
 # ---------------------------------------------------------------- parity
 @pytest.mark.parametrize("length", EDGE_LENGTHS)
 def test_parity_with_nemo_at_edge_lengths(nemo, chunked, length):
@@ -281,6 +352,8 @@ def test_converted_program_has_no_axis_over_16384(chunked, tmp_path):
     shapes = {n: s for _, n, s in tensors}
     assert shapes["audio_chunks"] == (1, 15, 16000) and shapes["mel"] == (1, 128, 1501)
     assert {op.op_type for op in main.operations} >= {"linear", "matmul", "log", "reverse", "select"}
+    # the exact split of the low-bin DFT, (x + c) - c with c from a per-frame max, survives conversion
+    assert {op.op_type for op in main.operations} >= {"abs", "reduce_max", "sub"}
 
 
 def test_fp16_variant_converts_with_a_float32_island(tmp_path):
