@@ -130,6 +130,16 @@ class Example:
     def seconds(self) -> float:
         return len(self.samples) / SAMPLE_RATE
 
+    @property
+    def waveform(self) -> np.ndarray:
+        """``samples`` as float32 in [-1, 1) (divided by 32768), what the pipelines take."""
+        return self.samples.astype(np.float32) / 32768.0
+
+    @property
+    def voice(self) -> str:
+        """The espeak-ng voice and variant, e.g. ``en-gb-scotland+linda``."""
+        return "+".join(x for x in (self.entry.get("voice"), self.entry.get("variant")) if x)
+
 
 def read_manifest(manifest: str | os.PathLike) -> list[dict[str, Any]]:
     """The entries of a ``manifest.jsonl``; ``path`` is made absolute (it is relative to
@@ -162,6 +172,23 @@ def load_split(manifest: str | os.PathLike, limit: int | None = None) -> list[Ex
     """Read a split's manifest and audio into memory (the first ``limit`` clips)."""
     entries = read_manifest(manifest)[:limit]
     return [Example(read_wav16(e["path"]), e["text"], e) for e in entries]
+
+
+#: The held-out test clip the notebooks transcribe (index in ``data/digits/test/manifest.jsonl``):
+#: "five five one eight zero nine", en-gb-scotland+linda, recognised correctly by every variant.
+NOTEBOOK_CLIP = 21
+
+
+def held_out_clip(index: int = NOTEBOOK_CLIP, test_dir: str | os.PathLike = TEST_DIR) -> Example:
+    """One clip of the committed held-out test set, by its index in the manifest.
+
+    Reads only that clip's audio. Raises ``IndexError`` for an index outside the manifest.
+    """
+    entries = read_manifest(Path(test_dir) / "manifest.jsonl")
+    if not -len(entries) <= index < len(entries):
+        raise IndexError(f"test clip {index}: the manifest has {len(entries)} clips")
+    entry = entries[index]
+    return Example(read_wav16(entry["path"]), entry["text"], entry)
 
 
 def data_script() -> Any:

@@ -10,10 +10,14 @@ Three front-end variants, all ending in the same encoder and decoding loop:
 
 Here the modules run in PyTorch, on any OS. A waveform shorter than the 15 s window is
 zero-padded with its true length passed along, as the exported models expect.
+:func:`transcribe_exported` runs the exported packages instead (MIL executor), and
+:func:`transcribe_all` puts PyTorch and exported transcripts side by side.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -107,6 +111,24 @@ EXPORTED_FRONT_ENDS: dict[str, tuple[str, ...]] = {
     "fused": ("parakeet_mel_encoder.mlpackage",),
     "chunked": ("parakeet_mel_encoder_chunked.mlpackage",),
 }
+#: The exported packages every variant decodes with (greedy TDT: prediction network, joint decision).
+EXPORTED_BACK_END: tuple[str, ...] = ("parakeet_decoder.mlpackage", "parakeet_joint_decision.mlpackage")
+
+
+def exported_components(variants: Sequence[str]) -> list[str]:
+    """The export components :func:`transcribe_exported` needs for ``variants``, in contract order.
+
+    The names ``export.export(..., only=...)`` takes: each variant's front end plus the
+    decoder and joint decision, e.g. ``["mel_encoder", "decoder", "joint_decision"]`` for
+    ``["fused"]``. Export only these to keep a notebook cell fast.
+    """
+    from parakeet_nb.convert import COMPONENTS
+
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variant {unknown[0]!r}: expected one of {', '.join(VARIANTS)}")
+    files = {f for v in variants for f in EXPORTED_FRONT_ENDS[v]} | set(EXPORTED_BACK_END)
+    return [name for name, c in COMPONENTS.items() if c.file in files]
 
 
 def transcribe_exported(
@@ -138,9 +160,7 @@ def transcribe_exported(
         names = list(executor.input_specs())
         feed = program_inputs(waveform, names) if i == 0 else {n: values[n] for n in names}
         values.update(executor.run(feed))
-    step, decide = tdt_backend(
-        export_dir / "parakeet_decoder.mlpackage", export_dir / "parakeet_joint_decision.mlpackage", numerics=numerics
-    )
+    step, decide = tdt_backend(*(export_dir / f for f in EXPORTED_BACK_END), numerics=numerics)
     frames = int(values["encoder_length"][0])
     hyp = tdt.greedy_decode(
         values["encoder"][0].astype(np.float32), frames, step, decide,
@@ -178,3 +198,71 @@ def transcribe(
         text=text,
         encoder_frames=int(encoded_length[0]),
     )
+
+
+@dataclass
+class Transcripts:
+    """Transcripts of one waveform by several pipelines, and the reference text when known.
+
+    ``runs`` holds PyTorch runs (``variant`` is ``"split"``, ``"fused"`` or ``"chunked"``)
+    and exported-package runs (``"split (exported packages, fp32)"`` ...), in that order.
+    """
+
+    runs: list[Transcript]
+    reference: str | None = None
+
+    @property
+    def agree(self) -> bool:
+        """Every run produced the same tokens at the same times (and so the same text)."""
+        return len({(tuple(t.tokens), tuple(t.timestamps)) for t in self.runs}) == 1
+
+    @property
+    def correct(self) -> bool | None:
+        """Every run's words equal the reference's; ``None`` without a reference."""
+        if self.reference is None:
+            return None
+        return all(t.text is not None and t.text.split() == self.reference.split() for t in self.runs)
+
+    def table(self) -> str:
+        """One line per run (``variant (PyTorch)`` or ``variant (exported packages, fp32)``)
+        with its text (or token count when the model has no tokenizer), then the verdicts."""
+        labels = [t.variant if t.variant not in VARIANTS else f"{t.variant} (PyTorch)" for t in self.runs]
+        width = max([len(x) for x in labels] + [len("reference")])
+        lines = [f"{'reference':<{width}}  {self.reference}"] if self.reference is not None else []
+        for label, t in zip(labels, self.runs):
+            lines.append(f"{label:<{width}}  {t.text if t.text is not None else f'{len(t.tokens)} tokens'}")
+        lines.append(f"same tokens at the same times from every run: {self.agree}")
+        if self.reference is not None:
+            lines.append(f"equal to the reference: {self.correct}")
+        return "\n".join(lines)
+
+
+def transcribe_all(
+    modules: ParakeetModules,
+    waveform: np.ndarray | torch.Tensor,
+    pytorch: Sequence[str] = VARIANTS,
+    exported: Sequence[str] = (),
+    *,
+    export_dir: str | os.PathLike | None = None,
+    reference: str | None = None,
+    numerics: str = "fp32",
+) -> Transcripts:
+    """Transcribe ``waveform`` with the PyTorch ``pytorch`` variants and the exported
+    ``exported`` variants (packages in ``export_dir``, run by the MIL executor; see
+    :func:`exported_components` for what to export), for :meth:`Transcripts.table`.
+
+    The exported runs use ``modules.tokenizer`` for their text. Raises ``ValueError`` for an
+    unknown variant, no run at all, or exported variants without ``export_dir``.
+    """
+    for v in [*pytorch, *exported]:
+        if v not in VARIANTS:
+            raise ValueError(f"unknown variant {v!r}: expected one of {', '.join(VARIANTS)}")
+    if not pytorch and not exported:
+        raise ValueError("nothing to run: give at least one PyTorch or exported variant")
+    if exported and export_dir is None:
+        raise ValueError("exported variants need export_dir (the folder with the exported packages)")
+    runs = [transcribe(modules, waveform, v) for v in pytorch]
+    runs += [
+        transcribe_exported(export_dir, waveform, v, numerics=numerics, tokenizer=modules.tokenizer) for v in exported
+    ]
+    return Transcripts(runs=runs, reference=reference)

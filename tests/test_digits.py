@@ -313,15 +313,38 @@ def test_pipeline_variants_agree(digits_modules, test_set):
         assert split.text.split() == digits.transcribe_examples(digits_modules, [clip])[0].split()
 
 
+def test_held_out_clip(manifest):
+    clip = digits.held_out_clip()
+    assert digits.NOTEBOOK_CLIP == 21
+    assert clip.text == manifest[21]["text"] == "five five one eight zero nine"
+    assert clip.voice == f"{manifest[21]['voice']}+{manifest[21]['variant']}" == "en-gb-scotland+linda"
+    assert clip.samples.dtype == np.int16
+    wave = clip.waveform
+    assert wave.dtype == np.float32 and np.array_equal(wave * 32768.0, clip.samples.astype(np.float32))
+    assert digits.held_out_clip(-1).text == manifest[-1]["text"]
+    with pytest.raises(IndexError, match="48 clips"):
+        digits.held_out_clip(48)
+
+
 def test_export_of_the_checkpoint(digits_modules, tmp_path):
+    """The split set exported through the ``--nemo`` route transcribes a held-out clip right,
+    run by the MIL executor, with the same tokens as PyTorch."""
+    from parakeet_nb import pipeline
     from parakeet_nb.checkpoint import load_nemo
     from parakeet_nb.export import export
 
-    only = ["encoder", "decoder", "joint_decision"]
-    result = export(load_nemo(CHECKPOINT), tmp_path / "digits_coreml", only=only)
+    only = pipeline.exported_components(["split"])
+    assert only == ["preprocessor", "encoder", "decoder", "joint_decision"]
+    out = tmp_path / "digits_coreml"
+    result = export(load_nemo(CHECKPOINT), out, only=only)
     assert [c.name for c in result.components] == only
     for c in result.components:
-        assert (tmp_path / "digits_coreml" / c.file).exists()
+        assert (out / c.file).exists()
         assert c.trace_max_abs_diff < 1e-4
-    metadata = json.loads((tmp_path / "digits_coreml" / "metadata.json").read_text())
+    metadata = json.loads((out / "metadata.json").read_text())
     assert set(only) <= set(metadata["components"])
+    clip = digits.held_out_clip()
+    runs = pipeline.transcribe_all(
+        digits_modules, clip.waveform, ["split"], ["split"], export_dir=out, reference=clip.text
+    )
+    assert runs.agree and runs.correct, runs.table()

@@ -82,3 +82,62 @@ def test_transcribe_cli_rejects_bad_files(capsys, tmp_path, make, match):
     assert cli.main(["transcribe", str(path)]) == 2
     err = capsys.readouterr().err
     assert match in err and err.count("\n") == 1
+
+
+# --------------------------------------------------------------------------- every variant, PyTorch and exported
+
+
+def test_exported_components_are_front_end_plus_decoding():
+    assert pipeline.exported_components(["fused"]) == ["mel_encoder", "decoder", "joint_decision"]
+    assert pipeline.exported_components(["chunked", "split"]) == [
+        "preprocessor", "encoder", "mel_encoder_chunked", "decoder", "joint_decision"]
+    assert pipeline.exported_components([]) == ["decoder", "joint_decision"]
+    with pytest.raises(ValueError, match="unknown variant 'magic'"):
+        pipeline.exported_components(["split", "magic"])
+
+
+def test_transcribe_all_pytorch_and_exported(tiny_modules, tiny_export, clips):
+    result = pipeline.transcribe_all(tiny_modules, clips["speech_short"], exported=pipeline.VARIANTS,
+                                     export_dir=tiny_export)
+    assert [t.variant for t in result.runs] == [
+        "split", "fused", "chunked",
+        "split (exported packages, fp32)", "fused (exported packages, fp32)", "chunked (exported packages, fp32)"]
+    assert result.agree and result.correct is None and result.runs[0].tokens
+    lines = result.table().splitlines()
+    # the tiny preset has no tokenizer: the table shows token counts
+    assert lines[0].split() == ["split", "(PyTorch)", str(len(result.runs[0].tokens)), "tokens"]
+    assert lines[-1] == "same tokens at the same times from every run: True" and len(lines) == 7
+
+
+def test_transcripts_verdicts_and_table():
+    def run(variant, text, tokens):
+        return pipeline.Transcript(variant, tokens, [0.0] * len(tokens), [1] * len(tokens), text, 3)
+
+    same = pipeline.Transcripts(
+        [run("split", "one two", [1, 2]), run("split (exported packages, fp32)", "one two", [1, 2])], reference="one  two"
+    )
+    assert same.agree and same.correct is True
+    assert same.table().splitlines() == [
+        "reference                        one  two",
+        "split (PyTorch)                  one two",
+        "split (exported packages, fp32)  one two",
+        "same tokens at the same times from every run: True",
+        "equal to the reference: True",
+    ]
+    later = run("fused", "one two", [1, 2])
+    later.timestamps = [0.0, 0.08]
+    assert not pipeline.Transcripts([same.runs[0], later]).agree, "same tokens at other times"
+    differ = pipeline.Transcripts([run("split", "one two", [1, 2]), run("fused", "one", [1])], reference="one two")
+    assert not differ.agree and differ.correct is False
+    assert differ.table().splitlines()[-2:] == [
+        "same tokens at the same times from every run: False", "equal to the reference: False"]
+
+
+def test_transcribe_all_rejects_bad_requests(tiny_modules):
+    wave = np.zeros(1600, np.float32)
+    with pytest.raises(ValueError, match="need export_dir"):
+        pipeline.transcribe_all(tiny_modules, wave, (), ("split",))
+    with pytest.raises(ValueError, match="nothing to run"):
+        pipeline.transcribe_all(tiny_modules, wave, ())
+    with pytest.raises(ValueError, match="unknown variant"):
+        pipeline.transcribe_all(tiny_modules, wave, ("magic",))
