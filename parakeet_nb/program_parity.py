@@ -216,14 +216,16 @@ class ProgramParityReport:
         """A JSON-serialisable dict: ``meta``, ``goals`` and ``rows``."""
         return {"meta": self.meta, "goals": self.goals(), "rows": [r.as_dict() for r in self.rows]}
 
-    def table(self) -> str:
-        """A fixed-width text table (one line per row), then the goals."""
-        head = (f"{'component':36s} {'pkg':4s} {'run':4s} {'input':12s} {'output':14s} {'max abs':>9s} "
+    def table(self, outputs: Sequence[str] | None = None) -> str:
+        """A fixed-width text table (one line per row; only ``outputs`` if given), then the goals."""
+        head = (f"{'component':36s} {'pkg':4s} {'run':5s} {'input':12s} {'output':14s} {'max abs':>9s} "
                 f"{'mean abs':>9s} {'|ref| max':>9s} {'f32 floor':>9s}")
         lines = [head, "-" * len(head)]
         for r in self.rows:
+            if outputs is not None and r.output not in outputs:
+                continue
             lines.append(
-                f"{r.component:36s} {r.package:4s} {r.numerics:4s} {r.source:12s} {r.output:14s} "
+                f"{r.component:36s} {r.package:4s} {r.numerics:5s} {r.source:12s} {r.output:14s} "
                 f"{r.max_abs:9.2e} {r.mean_abs:9.2e} {r.ref_max:9.3g} "
                 + (f"{r.floor:9.2e}" if r.floor is not None else f"{'-':>9s}")
             )
@@ -317,7 +319,8 @@ def run_program_parity(
         rows: list[ProgramRow] = []
         mels: dict[tuple[str, str, str, str], np.ndarray] = {}
         all_floors: dict[tuple[str, str], float | None] = {}
-        for (name, package), path in sorted(packages.items(), key=lambda kv: (list(COMPONENTS).index(kv[0][0]), kv[0][1])):
+        order = list(COMPONENTS)
+        for (name, package), path in sorted(packages.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1] != "fp32")):
             if name not in names:
                 continue
             program = load_program(path)

@@ -75,6 +75,7 @@ def test_table_and_json():
     doc = json.loads(json.dumps(report.to_json()))
     assert doc["rows"][0]["max_abs"] == "inf" and doc["rows"][1]["floor"] is None
     assert report.select(component="joint") == [rows[1]]
+    assert "logits" in text and "logits" not in report.table(outputs=["mel"]).split("\n\n")[0]
 
 
 # ---------------------------------------------------------------- the real thing
