@@ -174,6 +174,10 @@ class _RoutineLogFilter(logging.Filter):
 def quiet_conversion(progress: bool = False) -> Iterator[None]:
     """Hide coremltools' per-pass progress bars and routine log lines during a conversion.
 
+    Also hidden: numpy's "overflow encountered in cast" from coremltools' constant folding
+    in float16 conversions. It comes from ``clamp(min=...)``, whose missing upper bound
+    coremltools writes as float32's maximum; in float16 that bound becomes ``inf``, the same
+    clip. :func:`to_coreml` checks that every non-finite constant is such a bound.
     Warnings that are not routine (anything else coremltools or torch logs) still show.
     """
     import importlib
@@ -191,7 +195,9 @@ def quiet_conversion(progress: bool = False) -> Iterator[None]:
     for handler in handlers:
         handler.addFilter(log_filter)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning, "coremltools")
+            yield
     finally:
         for handler in handlers:
             handler.removeFilter(log_filter)
@@ -265,7 +271,7 @@ def to_coreml(
         for name in component.outputs
     ]
     with quiet_conversion(), exact_dft_basis():
-        return ct.convert(
+        mlmodel = ct.convert(
             traced,
             inputs=inputs,
             outputs=outputs,
@@ -274,6 +280,36 @@ def to_coreml(
             compute_precision=ct.precision.FLOAT32 if precision == "fp32" else fp16_compute_precision(),
             skip_model_load=True,
         )
+    overflowed = nonfinite_constants(mlmodel._mil_program)
+    if overflowed:
+        raise ValueError(
+            f"{component.name}: {precision} conversion left non-finite constants at "
+            f"{', '.join(overflowed[:5])}{' ...' if len(overflowed) > 5 else ''}: values beyond the "
+            "format's range (float16: 65504); keep those ops in float32 or rescale them"
+        )
+    return mlmodel
+
+
+def nonfinite_constants(program) -> list[str]:
+    """Op inputs of a MIL program that are constants holding inf or NaN, as ``"op_type op.param"``.
+
+    The upper (``beta``) or lower (``alpha``) bound of a ``clip`` is exempt: an unbounded
+    ``clamp`` carries float32's maximum, which is ``inf`` in float16, the same clip.
+    """
+    found = []
+    for function in program.functions.values():
+        for op in function.operations:
+            for param, value in op.inputs.items():
+                if op.op_type == "clip" and param in ("alpha", "beta"):
+                    continue
+                for var in value if isinstance(value, (list, tuple)) else [value]:
+                    val = getattr(var, "val", None)
+                    if val is None:
+                        continue
+                    array = np.asarray(val)
+                    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+                        found.append(f"{op.op_type} {op.name}.{param}")
+    return found
 
 
 def convert(

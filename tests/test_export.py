@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -471,3 +472,18 @@ def test_fp16_export_uses_the_fp16_safe_chunked_design(tiny_modules, tmp_path):
     assert counts["fp16"] > 0 and counts["fp32"] > 0  # the float32 island survives conversion
     assert result.components[0].precision["op_outputs_fp32"] == counts["fp32"]
     assert result.components[0].audit.clean
+
+
+def test_nonfinite_constants_flags_overflow_but_not_unbounded_clips():
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.mil import types as mil_types
+
+    from parakeet_nb.convert import nonfinite_constants
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(4,), dtype=mil_types.fp16)])
+    def prog(x):
+        y = mb.clip(x=x, alpha=np.float16(-1.0), beta=np.float16(np.inf))
+        return mb.mul(x=y, y=np.array([1.0, 2.0, np.inf, 3.0], dtype=np.float16), name="scaled")
+
+    found = nonfinite_constants(prog)
+    assert len(found) == 1 and found[0].startswith("mul scaled.")
