@@ -295,7 +295,8 @@ class ParityReport:
                      "vs NeMo fp32; vs f64: chunked vs the float64 reference; NeMo-f64, glob-f64: NeMo and a global "
                      "torch.stft fp32 pipeline vs float64; seam/rest: max error on chunk-seam frames over the rest; "
                      "fp16, ftz, plain16: emulated float16 (fp16_safe variant, same with subnormals flushed, default "
-                     "variant) vs NeMo fp32.")
+                     "variant) vs NeMo fp32; the default variant is float32-only, so plain16 shows what blanket "
+                     "float16 does to it (inf: its exact-DFT split overflows).")
         for goal in self.goals():
             lines.append(f"[{'met' if goal['met'] else 'NOT met'}] {goal['goal']}: {goal['detail']}")
         return "\n".join(lines)
