@@ -5,7 +5,8 @@ its ``main`` function in program order: the function inputs, then every op's inp
 outputs (nested blocks included). Each tensor's shape is placed on N D C H W with
 :mod:`parakeet_nb.layout`. Flexible input sizes are judged by the upper bound the model
 declares (``RangeDim`` or enumerated shapes); intermediate sizes that depend on them are
-evaluated at those bounds.
+evaluated at those bounds, including sizes coremltools names with fresh symbols after
+shape-dependent ops (:class:`ShapeResolver` re-loads the program at the bounds for them).
 
 This is a static check on any OS: it says which tensors *would* be rejected if they were
 placed on the ANE. Whether Core ML places them there is a partitioning question (see the
@@ -15,6 +16,7 @@ planner).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -176,6 +178,82 @@ def resolve_shape(shape: tuple[Any, ...], bounds: dict[str, int | None]) -> tupl
     return tuple(resolved)
 
 
+class ShapeResolver:
+    """Sizes of a program's tensors, flexible inputs taken at their declared upper bounds.
+
+    Call it with a MIL variable; it returns the shape as :data:`~parakeet_nb.layout.Size`
+    values. Sizes that are expressions of the input symbols are evaluated at the bounds
+    (:func:`resolve_shape`). Sizes coremltools can only name with fresh symbols (after
+    shape-dependent ops such as ``shape -> range_1d -> tile``) are read from a second load
+    of the program with every flexible input fixed at its upper bound, made once and only
+    when needed. A size stays unbounded only when an input it may depend on has no upper
+    bound.
+    """
+
+    def __init__(self, loaded: LoadedProgram) -> None:
+        self.loaded = loaded
+        self.bounds, self.flexible_inputs = input_bounds(loaded)
+        self._fixed: dict[str, tuple[Any, ...]] | None = None
+
+    def __call__(self, var: Any) -> tuple[Size, ...]:
+        resolved = resolve_shape(tuple(var.shape), self.bounds)
+        if any(isinstance(size, Flexible) and size.upper is None for size in resolved):
+            fixed = self._fixed_shapes().get(var.name)
+            if fixed is not None and len(fixed) == len(resolved):
+                resolved = tuple(
+                    Flexible(size.name, int(f)) if isinstance(size, Flexible) and size.upper is None and _is_int(f)
+                    else size
+                    for size, f in zip(resolved, fixed)
+                )
+        return resolved
+
+    def _fixed_shapes(self) -> dict[str, tuple[Any, ...]]:
+        """Shapes of every variable of ``main`` with the flexible inputs at their upper bounds."""
+        if self._fixed is None:
+            self._fixed = {}
+            if self.bounds and all(b is not None for b in self.bounds.values()):
+                self._fixed = _shapes_at_bounds(self.loaded, self.bounds)
+        return self._fixed
+
+
+def _shapes_at_bounds(loaded: LoadedProgram, bounds: dict[str, int | None]) -> dict[str, tuple[Any, ...]]:
+    """Re-load the program with each flexible input axis fixed at its bound: name -> shape.
+
+    Edits a copy of the spec's ``main`` input types (no hand parsing: the protobuf classes
+    and coremltools' milproto loader do the work); an empty dict if that load fails.
+    """
+    from coremltools.converters.mil.frontend.milproto.load import load as load_milproto
+
+    spec = type(loaded.spec)()
+    spec.CopyFrom(loaded.spec)
+    function = spec.mlProgram.functions["main"]
+    for proto_input in function.inputs:
+        var = loaded.main.inputs.get(proto_input.name)
+        if var is None:
+            continue
+        dims = proto_input.type.tensorType.dimensions
+        for axis, size in enumerate(var.shape):
+            if not _is_int(size) and axis < len(dims) and bounds.get(str(size)) is not None:
+                dims[axis].constant.size = int(bounds[str(size)])
+    log = logging.getLogger("coremltools")
+    level = log.level
+    log.setLevel(logging.ERROR)  # value inference at fixed sizes logs routine int casts
+    try:
+        program = load_milproto(spec, specification_version=spec.specificationVersion,
+                                file_weights_dir=loaded.model.weights_dir)
+    except Exception:  # a program coremltools cannot re-infer at fixed sizes: keep the symbols
+        return {}
+    finally:
+        log.setLevel(level)
+    main = program.functions["main"]
+    shapes = {name: tuple(var.shape) for name, var in main.inputs.items()}
+    for op in walk_ops(main):
+        for var in op.outputs:
+            if getattr(var, "shape", None) is not None:
+                shapes[var.name] = tuple(var.shape)
+    return shapes
+
+
 def walk_ops(block):
     """Every op of a block in program order, descending into nested blocks."""
     for op in block.operations:
@@ -186,7 +264,8 @@ def walk_ops(block):
 
 def audit_program(loaded: LoadedProgram) -> AuditReport:
     """Audit an already loaded program (see :func:`audit` for a path)."""
-    bounds, flexible_inputs = input_bounds(loaded)
+    resolver = ShapeResolver(loaded)
+    flexible_inputs = resolver.flexible_inputs
     findings: list[Finding] = []
     checked = 0
     widest = (0, "")
@@ -197,7 +276,7 @@ def audit_program(loaded: LoadedProgram) -> AuditReport:
         if shape is None:
             return
         checked += 1
-        layout: Layout = to_layout(resolve_shape(tuple(shape), bounds))
+        layout: Layout = to_layout(resolver(var))
         for axis in ("N", "D", "C", "H", "W"):
             value = layout.bound(axis)
             if value is not None and value > widest[0]:

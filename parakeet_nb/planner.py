@@ -84,7 +84,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from parakeet_nb import ane_ops
-from parakeet_nb.audit import input_bounds, resolve_shape, walk_ops
+from parakeet_nb.audit import ShapeResolver, walk_ops
 from parakeet_nb.layout import WIDTH_LIMIT, Flexible, ShapeError, Size, to_layout
 from parakeet_nb.program import LoadedProgram, load_program
 
@@ -480,12 +480,12 @@ def _inputs(op: Any) -> list[tuple[str, Any]]:
     return found
 
 
-def _tensor_info(var: Any, producer: int | None, bounds: dict[str, int | None]) -> TensorInfo:
+def _tensor_info(var: Any, producer: int | None, resolver: ShapeResolver) -> TensorInfo:
     shape = getattr(var, "shape", None)
     const = _is_const_op(var.op)
     if shape is None:
         return TensorInfo(var.name, None, _dtype_name(var), producer, const, None, False, None, None)
-    resolved = resolve_shape(tuple(shape), bounds)
+    resolved = resolver(var)
     try:
         layout = to_layout(resolved)
     except ShapeError:
@@ -518,17 +518,17 @@ class _Op:
 
 
 def _collect(loaded: LoadedProgram) -> tuple[list[_Op], dict[str, TensorInfo]]:
-    bounds, _ = input_bounds(loaded)
+    resolver = ShapeResolver(loaded)
     main = loaded.main
     tensors: dict[str, TensorInfo] = {}
     for var in main.inputs.values():
-        tensors[var.name] = _tensor_info(var, None, bounds)
+        tensors[var.name] = _tensor_info(var, None, resolver)
     all_ops = list(walk_ops(main))
     index_of = {id(op): i for i, op in enumerate(all_ops)}
     records: list[_Op] = []
     for i, op in enumerate(all_ops):
         for var in op.outputs:
-            tensors[var.name] = _tensor_info(var, i, bounds)
+            tensors[var.name] = _tensor_info(var, i, resolver)
     for i, op in enumerate(all_ops):
         parent = None
         block = op.enclosing_block
@@ -539,7 +539,7 @@ def _collect(loaded: LoadedProgram) -> tuple[list[_Op], dict[str, TensorInfo]]:
         producers: list[int] = []
         for param, var in _inputs(op):
             if var.name not in tensors:  # a block input of a nested block
-                tensors[var.name] = _tensor_info(var, None, bounds)
+                tensors[var.name] = _tensor_info(var, None, resolver)
             ins.append((param, var.name))
             if var.op is not None and not _is_const_op(var.op) and id(var.op) in index_of:
                 p = index_of[id(var.op)]

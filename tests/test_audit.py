@@ -90,8 +90,17 @@ class _TwoOps(torch.nn.Module):
         return torch.relu(x) * 2.0
 
 
-def _convert_flexible(path: Path, upper_bound: int) -> Path:
-    traced = torch.jit.trace(_TwoOps().eval(), torch.randn(1, 100))
+class _Positions(torch.nn.Module):
+    """Positions ``[3, len(x) // 2]`` made from the input's shape: the ``tile`` that builds
+    them has sizes coremltools names with fresh symbols, unrelated to the input's."""
+
+    def forward(self, x):
+        n = x.shape[-1] // 2
+        return torch.arange(n, dtype=x.dtype).unsqueeze(0).expand(3, n) * 2.0
+
+
+def _convert_flexible(path: Path, upper_bound: int, module: type[torch.nn.Module] = _TwoOps) -> Path:
+    traced = torch.jit.trace(module().eval(), torch.randn(1, 100))
     shape = (1, ct.RangeDim(lower_bound=1, upper_bound=upper_bound, default=100))
     model = ct.convert(
         traced,
@@ -121,6 +130,8 @@ def packages(save_mlprogram, tmp_path_factory) -> dict[str, Path]:
         "n_and_d_over": save_mlprogram(_relu_program((70000, 1, 1, 1)), "n_and_d_over"),
         "flex_ok": _convert_flexible(folder / "flex_ok.mlpackage", 16384),
         "flex_over": _convert_flexible(folder / "flex_over.mlpackage", 20000),
+        "derived_ok": _convert_flexible(folder / "derived_ok.mlpackage", 16384, _Positions),
+        "derived_over": _convert_flexible(folder / "derived_over.mlpackage", 40000, _Positions),
     }
     # coremltools refuses an unbounded RangeDim for ML Programs, but a spec can declare one
     # (upperBound -1): make it from the bounded package.
@@ -222,6 +233,22 @@ def test_flexible_input_bounded_over_the_limit(packages):
     # the intermediate tensors follow the input's bound
     assert {f.ndchw for f in report.findings} == {"N1D1C1H1W20000"}
     assert {f.role for f in report.findings} == {"function input", "input", "output"}
+
+
+def test_sizes_derived_through_shape_ops_are_bounded(packages):
+    """``shape -> range_1d`` gives a size coremltools names with a fresh symbol; the
+    auditor bounds it by re-loading the program at the input's upper bound."""
+    from parakeet_nb.program import load_program
+
+    lp = load_program(packages["derived_ok"])
+    (tiled,) = [v for op in lp.main.operations if op.op_type == "tile" for v in op.outputs]
+    assert not set(map(str, tiled.shape)) & set(map(str, lp.main.inputs["x"].shape))  # fresh symbols
+    report = audit(packages["derived_ok"])
+    assert report.clean and report.widest_axis == 16384  # x <= 16384, positions <= [3, 8192]
+    over = audit(packages["derived_over"])  # x <= 40000, positions <= [3, 20000]
+    assert {f.ndchw for f in over.findings} == {"N1D1C1H1W40000", "N1D1C1H1W20000", "N1D1C1H3W20000"}
+    tile = [f for f in over.findings if f.op_type == "tile" and f.role == "output"]
+    assert tile and [(v.axis, v.size) for v in tile[0].violations] == [("W", 20000)]
 
 
 def test_flexible_input_without_upper_bound(packages):
