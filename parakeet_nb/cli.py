@@ -16,6 +16,11 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
 
 
+def _names(text: str | None) -> list[str] | None:
+    """A ``NAME,...`` option as a list of names (``None`` when the option was not given)."""
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+
 def _load_program(path: str):
     """The package at ``path`` as a loaded program; unreadable input is a :class:`UsageError`."""
     from parakeet_nb.program import ModelReadError, load_program
@@ -118,12 +123,12 @@ def _cmd_parity(args: argparse.Namespace) -> int:
         for note in clip.notes:
             print(f"parakeet-nb parity: note: {note}", file=sys.stderr)
         samples = clip.samples
-    cases = [c.strip() for c in args.cases.split(",") if c.strip()] if args.cases else None
+    cases = _names(args.cases)
     programs = None
     if args.programs or args.programs_only:
         from parakeet_nb import program_parity
 
-        components = [c.strip() for c in args.components.split(",") if c.strip()] if args.components else None
+        components = _names(args.components)
         packages = None
         modules = _load_modules(args)
         if args.export_dir:
@@ -185,7 +190,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     from parakeet_nb import export as exporter
 
-    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    only = _names(args.only)
     try:
         names = exporter.select(only)
     except ValueError as exc:
