@@ -43,7 +43,7 @@ bench: setup
 
 ## The static HTML site of the executed notebooks (build/site/index.html); offline.
 site: setup
-	$(PY) -m parakeet_nb.site --out $(BUILD)/site
+	$(PY) -m parakeet_nb.teach.site --out $(BUILD)/site
 
 ## Train the spoken-digits TDT model: data/digits_tdt.nemo and its card (needs espeak-ng and
 ## sox the first time, to make build/digits/); about 20 min on 2 cores. Not part of `make test`.

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from benchutil import machine_summary
 
-from parakeet_nb import export as exporter
-from parakeet_nb import models
+from parakeet_nb.coreml import export as exporter
+from parakeet_nb.model import presets
 
 
 def peak_rss_mb() -> float:
@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     print(machine_summary())
     with tempfile.TemporaryDirectory() as tmp:
-        tiny = models.build("tiny")
+        tiny = presets.build("tiny")
         print("\ntiny preset, every component (trace + checks + convert + save + audit):")
         result = exporter.export(tiny, Path(tmp) / "tiny")
         print(result.table())
@@ -39,7 +39,7 @@ def main() -> None:
             return
         print("\nfull preset (Parakeet TDT 0.6B shapes), encoder only:")
         start = time.perf_counter()
-        full = models.build("full")
+        full = presets.build("full")
         built = time.perf_counter() - start
         params = sum(p.numel() for p in full.encoder.parameters())
         result = exporter.export(full, Path(tmp) / "full", only=["encoder"])

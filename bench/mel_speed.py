@@ -1,7 +1,7 @@
 """Speed of waveform -> mel on CPU for a 15 s clip: chunked module vs torch.stft vs NeMo.
 
 Runs every implementation on the same 15 s clip (``data/speech_15s.wav``, or the seeded
-synthetic speech of :mod:`parakeet_nb.parity` when it is missing), interleaved in one
+synthetic speech of :mod:`parakeet_nb.study.parity` when it is missing), interleaved in one
 process so that a busy machine slows all of them alike, and prints the median time of
 each and its ratio to NeMo's preprocessor (both the ratio of medians and the median of
 the per-round ratios). The goal of the chunked module is a ratio <= 1.0.
@@ -32,11 +32,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchutil import machine_summary  # noqa: E402
 
-from parakeet_nb import mel_reference  # noqa: E402
-from parakeet_nb.chunked import ChunkedPreprocessor, to_chunks  # noqa: E402
-from parakeet_nb.components import Preprocessor  # noqa: E402
-from parakeet_nb.models import build_preprocessor  # noqa: E402
-from parakeet_nb.parity import speech_clips  # noqa: E402
+from parakeet_nb.frontend import mel_reference  # noqa: E402
+from parakeet_nb.frontend.chunked import ChunkedPreprocessor, to_chunks  # noqa: E402
+from parakeet_nb.model.components import Preprocessor  # noqa: E402
+from parakeet_nb.frontend.recipe import build_preprocessor  # noqa: E402
+from parakeet_nb.study.parity import speech_clips  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

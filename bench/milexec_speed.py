@@ -59,7 +59,7 @@ def _clip():
 
     wav = ROOT / "data" / "speech_15s.wav"
     if wav.is_file():
-        from parakeet_nb.audio import load_wav
+        from parakeet_nb.frontend.audio import load_wav
 
         samples = load_wav(wav).samples
         source = str(wav.relative_to(ROOT))
@@ -74,13 +74,14 @@ def bench_tiny(args) -> float:
 
     import numpy as np
 
-    from parakeet_nb import models, tdt
-    from parakeet_nb.components import wrappers
-    from parakeet_nb.convert import COMPONENTS, convert
-    from parakeet_nb.milexec import MilExecutor
-    from parakeet_nb.milexec.tdt_backend import tdt_backend
+    from parakeet_nb.model import presets
+    from parakeet_nb.model import tdt
+    from parakeet_nb.model.components import wrappers
+    from parakeet_nb.coreml.convert import COMPONENTS, convert
+    from parakeet_nb.mlprogram.milexec import MilExecutor
+    from parakeet_nb.mlprogram.milexec.tdt_backend import tdt_backend
 
-    tiny = models.build("tiny")
+    tiny = presets.build("tiny")
     front = "preprocessor_chunked" if "preprocessor_chunked" in COMPONENTS and not args.nemo_preprocessor else "preprocessor"
     names = [front, "encoder", "decoder", "joint_decision"]
     wrap = wrappers(tiny)
@@ -141,16 +142,16 @@ def bench_tiny(args) -> float:
 def bench_full(args) -> None:
     import numpy as np
 
-    from parakeet_nb import models
-    from parakeet_nb.components import wrappers
-    from parakeet_nb.convert import convert
-    from parakeet_nb.milexec import MilExecutor
+    from parakeet_nb.model import presets
+    from parakeet_nb.model.components import wrappers
+    from parakeet_nb.coreml.convert import convert
+    from parakeet_nb.mlprogram.milexec import MilExecutor
 
     def make():
-        full = models.build("full")
+        full = presets.build("full")
         return convert("encoder", wrappers(full)["encoder"], full, "fp32")
 
-    from parakeet_nb.program import load_program
+    from parakeet_nb.mlprogram.load import load_program
 
     path = _cached("full_encoder_fp32", make, reconvert=args.reconvert)
     mel = np.random.default_rng(0).standard_normal((1, 128, 1501)).astype(np.float32)
@@ -163,7 +164,7 @@ def bench_full(args) -> None:
     if args.parity:
         import torch
 
-        full = models.build("full")
+        full = presets.build("full")
         with torch.no_grad():
             ref = wrappers(full)["encoder"](torch.from_numpy(mel), torch.tensor([1500], dtype=torch.int32))
         ref = ref[0].numpy()

@@ -3,7 +3,7 @@
 Exports the chosen model's eight components in fp32 and fp16 (into a temporary folder),
 runs each with the reference executor (float32 and float16 emulation) on the speech clips
 of ``data/``, seeded noise and seeded random inputs, and prints the error table with the
-issue's goals (:mod:`parakeet_nb.program_parity`), then the time it took.
+issue's goals (:mod:`parakeet_nb.study.program_parity`), then the time it took.
 Same as ``parakeet-nb parity --programs-only``, plus the machine and versions.
 """
 
@@ -24,16 +24,17 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from benchutil import machine_summary
 
-    from parakeet_nb import models, program_parity
+    from parakeet_nb.model import presets
+    from parakeet_nb.study import program_parity
     from parakeet_nb.paths import ROOT
 
     print(machine_summary())
     if args.preset == "digits":
-        from parakeet_nb.checkpoint import load_nemo
+        from parakeet_nb.model.checkpoint import load_nemo
 
         modules = load_nemo(ROOT / "data" / "digits_tdt.nemo")
     else:
-        modules = models.build("tiny")
+        modules = presets.build("tiny")
     start = time.perf_counter()
     report = program_parity.run_program_parity(modules)
     print(f"\nexported programs vs PyTorch, model {report.meta['model']}:")

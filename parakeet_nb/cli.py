@@ -23,7 +23,7 @@ def _names(text: str | None) -> list[str] | None:
 
 def _load_program(path: str):
     """The package at ``path`` as a loaded program; unreadable input is a :class:`UsageError`."""
-    from parakeet_nb.program import ModelReadError, load_program
+    from parakeet_nb.mlprogram.load import ModelReadError, load_program
 
     try:
         return load_program(path)
@@ -32,7 +32,7 @@ def _load_program(path: str):
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from parakeet_nb.audit import audit_program
+    from parakeet_nb.ane.audit import audit_program
 
     report = audit_program(_load_program(args.path))
     print(report.to_json() if args.json else report.format_text(limit=args.limit))
@@ -40,11 +40,11 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from parakeet_nb import planner
+    from parakeet_nb.ane import planner
 
     result = planner.plan(_load_program(args.path), args.compute_units, args.policy, typed_execution=args.typed_execution)
     if args.png:
-        from parakeet_nb import diagrams
+        from parakeet_nb.teach import diagrams
 
         png = Path(args.png)
         if png.is_dir():
@@ -59,7 +59,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from parakeet_nb.milexec import MilExecError, MilExecutor
+    from parakeet_nb.mlprogram.milexec import MilExecError, MilExecutor
 
     loaded = _load_program(args.path)
     try:
@@ -69,8 +69,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     specs = executor.input_specs()
     feed: dict[str, np.ndarray] = {}
     if args.audio:
-        from parakeet_nb.audio import AudioError, load_wav
-        from parakeet_nb.pipeline import program_inputs
+        from parakeet_nb.frontend.audio import AudioError, load_wav
+        from parakeet_nb.transcribe.pipeline import program_inputs
 
         try:
             clip = load_wav(args.audio)
@@ -110,11 +110,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
-    from parakeet_nb import parity
+    from parakeet_nb.study import parity
 
     samples = None
     if args.audio:
-        from parakeet_nb.audio import AudioError, load_wav
+        from parakeet_nb.frontend.audio import AudioError, load_wav
 
         try:
             clip = load_wav(args.audio)
@@ -126,7 +126,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     cases = _names(args.cases)
     programs = None
     if args.programs or args.programs_only:
-        from parakeet_nb import program_parity
+        from parakeet_nb.study import program_parity
 
         components = _names(args.components)
         packages = None
@@ -168,7 +168,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
 
 def _load_modules(args: argparse.Namespace):
     """The model named by ``--preset`` or ``--nemo`` (mutually exclusive)."""
-    from parakeet_nb import models
+    from parakeet_nb.model import presets
 
     nemo = getattr(args, "nemo", None)
     if args.preset == "digits":  # the shipped spoken-digits checkpoint, through the --nemo route
@@ -176,19 +176,19 @@ def _load_modules(args: argparse.Namespace):
 
         nemo = ROOT / "data" / "digits_tdt.nemo"
     if nemo:
-        from parakeet_nb.checkpoint import CheckpointError, load_nemo
+        from parakeet_nb.model.checkpoint import CheckpointError, load_nemo
 
         try:
             return load_nemo(nemo)
         except CheckpointError as exc:
             raise UsageError(str(exc)) from None
-    return models.build(args.preset or "tiny")
+    return presets.build(args.preset or "tiny")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from parakeet_nb import export as exporter
+    from parakeet_nb.coreml import export as exporter
 
     only = _names(args.only)
     try:
@@ -221,9 +221,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_transcribe(args: argparse.Namespace) -> int:
     import json
 
-    from parakeet_nb import pipeline
-    from parakeet_nb.audio import AudioError, load_wav
-    from parakeet_nb.models import SAMPLE_RATE, WINDOW_SAMPLES
+    from parakeet_nb.transcribe import pipeline
+    from parakeet_nb.frontend.audio import AudioError, load_wav
+    from parakeet_nb.frontend.recipe import SAMPLE_RATE, WINDOW_SAMPLES
 
     try:
         clip = load_wav(args.wav)

@@ -27,14 +27,16 @@ def main(argv: list[str] | None = None) -> int:
     build = Path(args.build).resolve()
     os.environ.setdefault("PARAKEET_NB_BUILD", str(build))
 
-    from parakeet_nb import diagrams, models, planner
-    from parakeet_nb import export as exporter
-    from parakeet_nb.audit import audit
+    from parakeet_nb.teach import diagrams
+    from parakeet_nb.model import presets
+    from parakeet_nb.ane import planner
+    from parakeet_nb.coreml import export as exporter
+    from parakeet_nb.ane.audit import audit
 
     start = time.perf_counter()
     out = build / "parakeet_coreml"
     print(f"[1/3] exporting the tiny model's components to {show(out)}/", flush=True)
-    result = exporter.export(models.build("tiny"), out, progress=lambda n: print(f"      {n}", flush=True))
+    result = exporter.export(presets.build("tiny"), out, progress=lambda n: print(f"      {n}", flush=True))
     print(result.table())
 
     reports = build / "reports"
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"      {'':<{len(component.file)}}  plan with {units}: ANE validation {'passes' if plan.valid else 'FAILS'}")
 
     if not args.skip_notebooks:
-        from parakeet_nb.notebooks import execute_all
+        from parakeet_nb.teach.notebooks import execute_all
 
         nb_out = build / "notebooks"
         print(f"[3/3] executing the notebooks into {show(nb_out)}/ (with HTML)", flush=True)

@@ -2,12 +2,12 @@
 
 The expensive things are made once per test session and shared:
 
-* ``tiny_modules``: the ``tiny`` preset's NeMo modules (``models.build("tiny")``).
+* ``tiny_modules``: the ``tiny`` preset's NeMo modules (``presets.build("tiny")``).
 * ``tiny_export`` / ``tiny_export_result``: every component of the tiny preset exported
-  once with :func:`parakeet_nb.export.export` (fp32). **Read-only**: a test that wants to
+  once with :func:`parakeet_nb.coreml.export.export` (fp32). **Read-only**: a test that wants to
   change the folder copies it first (``shutil.copytree``).
 * ``tiny_nemo``: a small ``.nemo`` TDT checkpoint made offline with
-  :func:`parakeet_nb.checkpoint.save_tiny_checkpoint` (random weights, SentencePiece
+  :func:`parakeet_nb.model.checkpoint.save_tiny_checkpoint` (random weights, SentencePiece
   tokenizer trained on :data:`TOKENIZER_WORDS`); ``tiny_tokenizer_dir`` is that tokenizer.
 * ``save_mlprogram``: save a MIL-builder program as an fp32 iOS17 ``.mlpackage``.
 """
@@ -31,15 +31,15 @@ TOKENIZER_WORDS: list[str] = (
 @pytest.fixture(scope="session")
 def tiny_modules():
     """The tiny preset's NeMo modules (seeded random weights). Do not mutate."""
-    from parakeet_nb import models
+    from parakeet_nb.model import presets
 
-    return models.build("tiny")
+    return presets.build("tiny")
 
 
 @pytest.fixture(scope="session")
 def tiny_export_result(tiny_modules, tmp_path_factory):
-    """The :class:`~parakeet_nb.export.ExportResult` of exporting every tiny component once."""
-    from parakeet_nb.export import export
+    """The :class:`~parakeet_nb.coreml.export.ExportResult` of exporting every tiny component once."""
+    from parakeet_nb.coreml.export import export
 
     out = tmp_path_factory.mktemp("tiny_export") / "parakeet_coreml"
     return export(tiny_modules, out)
@@ -54,11 +54,12 @@ def tiny_export(tiny_export_result) -> Path:
 @pytest.fixture(scope="session")
 def tiny_nemo(tmp_path_factory) -> Path:
     """A ``.nemo`` TDT checkpoint with the tiny preset's shapes (random weights, real tokenizer)."""
-    from parakeet_nb import checkpoint, models
+    from parakeet_nb.model import checkpoint
+    from parakeet_nb.model import presets
 
     folder = tmp_path_factory.mktemp("tiny_nemo")
     return checkpoint.save_tiny_checkpoint(
-        folder / "parakeet_tiny.nemo", models.PRESETS["tiny"], TOKENIZER_WORDS, folder / "work"
+        folder / "parakeet_tiny.nemo", presets.PRESETS["tiny"], TOKENIZER_WORDS, folder / "work"
     )
 
 

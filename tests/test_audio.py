@@ -1,4 +1,4 @@
-"""Reading WAV clips (``parakeet_nb.audio``): 16 kHz mono float32, stated conversions, clear errors."""
+"""Reading WAV clips (``parakeet_nb.frontend.audio``): 16 kHz mono float32, stated conversions, clear errors."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from parakeet_nb.audio import AudioError, Clip, data_clip, load_wav
+from parakeet_nb.frontend.audio import AudioError, Clip, data_clip, load_wav
 
 
 def _sine(freq: float, rate: int, seconds: float, amplitude: float = 0.5) -> np.ndarray:

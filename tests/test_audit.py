@@ -1,4 +1,4 @@
-"""The static auditor (``parakeet_nb.audit``) and ``parakeet-nb audit`` on small ML Programs.
+"""The static auditor (``parakeet_nb.ane.audit``) and ``parakeet-nb audit`` on small ML Programs.
 
 Programs are built with coremltools' MIL builder (or converted from a two-op torch module
 for flexible inputs) and saved as real ``.mlpackage`` folders, so the auditor reads them
@@ -25,9 +25,9 @@ import torch  # noqa: E402
 from coremltools.converters.mil import Builder as mb  # noqa: E402
 
 from parakeet_nb import cli  # noqa: E402
-from parakeet_nb.audit import AuditReport, audit  # noqa: E402
-from parakeet_nb.layout import device_error_text  # noqa: E402
-from parakeet_nb.program import ModelReadError, load_program  # noqa: E402
+from parakeet_nb.ane.audit import AuditReport, audit  # noqa: E402
+from parakeet_nb.ane.layout import device_error_text  # noqa: E402
+from parakeet_nb.mlprogram.load import ModelReadError, load_program  # noqa: E402
 
 W240000_TEXT = (
     "Invalid layer: Tensor dimensions N1D1C1H1W240000 are not within supported range, "
@@ -238,7 +238,7 @@ def test_flexible_input_bounded_over_the_limit(packages):
 def test_sizes_derived_through_shape_ops_are_bounded(packages):
     """``shape -> range_1d`` gives a size coremltools names with a fresh symbol; the
     auditor bounds it by re-loading the program at the input's upper bound."""
-    from parakeet_nb.program import load_program
+    from parakeet_nb.mlprogram.load import load_program
 
     lp = load_program(packages["derived_ok"])
     (tiled,) = [v for op in lp.main.operations if op.op_type == "tile" for v in op.outputs]
@@ -264,7 +264,7 @@ def test_flexible_input_without_upper_bound(packages):
 
 def test_recommendation_for_an_unbounded_input_says_unbounded(packages):
     """compute_units.recommend must not claim 'widest axis 0 > 16384' for an unbounded size."""
-    from parakeet_nb.compute_units import recommend
+    from parakeet_nb.ane.compute_units import recommend
 
     report = audit(packages["flex_unbounded"])
     rec = recommend(report, {"relu", "mul"})

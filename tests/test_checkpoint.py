@@ -1,4 +1,4 @@
-"""``.nemo`` checkpoints (``parakeet_nb.checkpoint``): build, load, refuse, export with ``--nemo``."""
+"""``.nemo`` checkpoints (``parakeet_nb.model.checkpoint``): build, load, refuse, export with ``--nemo``."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from parakeet_nb import cli
-from parakeet_nb.checkpoint import CheckpointError, load_nemo, sha256, tdt_config
-from parakeet_nb.models import PRESETS
-from parakeet_nb.program import load_program
+from parakeet_nb.model.checkpoint import CheckpointError, load_nemo, sha256, tdt_config
+from parakeet_nb.model.presets import PRESETS
+from parakeet_nb.mlprogram.load import load_program
 
 _TINY = PRESETS["tiny"]
 
@@ -98,7 +98,7 @@ def mel80_nemo(tiny_tokenizer_dir, tmp_path_factory) -> Path:
     from nemo.collections.asr.models import EncDecRNNTBPEModel
     from omegaconf import OmegaConf
 
-    from parakeet_nb.checkpoint import _nemo_quiet
+    from parakeet_nb.model.checkpoint import _nemo_quiet
 
     cfg = tdt_config(_TINY, str(tiny_tokenizer_dir))
     cfg["preprocessor"]["features"] = 80

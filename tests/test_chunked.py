@@ -8,17 +8,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parakeet_nb import mel_reference as ref
-from parakeet_nb.chunked import (
+from parakeet_nb.frontend import mel_reference as ref
+from parakeet_nb.frontend.chunked import (
     ChunkedPreprocessor,
     dft_matrices_f64,
     fp16_compute_precision,
     island_op_names,
     to_chunks,
 )
-from parakeet_nb.components import Preprocessor
-from parakeet_nb.models import WINDOW_SAMPLES, build_preprocessor
-from parakeet_nb.parity import SEAM_FRAMES, speech_clips
+from parakeet_nb.model.components import Preprocessor
+from parakeet_nb.frontend.recipe import WINDOW_SAMPLES, build_preprocessor
+from parakeet_nb.study.parity import SEAM_FRAMES, speech_clips
 
 ANE_MAX_AXIS = 16384
 EDGE_LENGTHS = [1, 159, 160, 161, 15999, 16000, 16001, 239999, 240000]
@@ -165,14 +165,14 @@ def test_low_bins_of_the_float32_dft_are_exact(chunked, amplitude):
 
 
 def chunked_module_exact_columns() -> int:
-    from parakeet_nb.chunked import EXACT_COLUMNS
+    from parakeet_nb.frontend.chunked import EXACT_COLUMNS
 
     return EXACT_COLUMNS
 
 
 def test_exact_part_is_exact_in_any_order(chunked):
     """``x_hi @ W_hi`` of the split is exact in float32 (the premise of design step 4)."""
-    from parakeet_nb.chunked import EXACT_COLUMNS, SPLIT_SCALE
+    from parakeet_nb.frontend.chunked import EXACT_COLUMNS, SPLIT_SCALE
 
     rng = np.random.default_rng(4)
     x = torch.from_numpy((rng.uniform(-1, 1, (1, 64, 200)) * 10.0 ** rng.uniform(-6, 0.6, (1, 64, 1))).astype(np.float32))
@@ -339,7 +339,7 @@ def test_converted_program_has_no_axis_over_16384(chunked, tmp_path):
     _quiet.import_heavy()
     import coremltools as ct
 
-    from parakeet_nb.program import load_program
+    from parakeet_nb.mlprogram.load import load_program
 
     model = _convert(chunked, ct.precision.FLOAT32)
     path = tmp_path / "chunked.mlpackage"

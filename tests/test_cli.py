@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from parakeet_nb import cli
-from parakeet_nb import checkpoint as checkpoint_module
+from parakeet_nb.model import checkpoint as checkpoint_module
 
 
 def _run_error(capsys, argv) -> str:

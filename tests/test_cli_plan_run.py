@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from parakeet_nb import cli
-from parakeet_nb.layout import device_error_text
+from parakeet_nb.ane.layout import device_error_text
 
 
 def test_plan_greedy_fails_the_fused_model_with_the_device_text(tiny_export, capsys, tmp_path):

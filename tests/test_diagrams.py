@@ -1,4 +1,4 @@
-"""Tests of the partition diagrams (parakeet_nb.diagrams): real properties of the figures.
+"""Tests of the partition diagrams (parakeet_nb.teach.diagrams): real properties of the figures.
 
 Uses the tiny fused and split encoder packages from conftest's session-wide ``tiny_export``.
 """
@@ -12,12 +12,12 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from parakeet_nb import diagrams
-from parakeet_nb.audit import audit
-from parakeet_nb.convert import COMPONENTS
-from parakeet_nb.layout import WIDTH_LIMIT
-from parakeet_nb.planner import plan
-from parakeet_nb.program import load_program
+from parakeet_nb.teach import diagrams
+from parakeet_nb.ane.audit import audit
+from parakeet_nb.coreml.convert import COMPONENTS
+from parakeet_nb.ane.layout import WIDTH_LIMIT
+from parakeet_nb.ane.planner import plan
+from parakeet_nb.mlprogram.load import load_program
 
 
 @pytest.fixture(scope="module")

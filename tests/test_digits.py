@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from parakeet_nb import digits
+from parakeet_nb.digits import corpus, evaluation, training, wer
 from parakeet_nb.paths import ROOT
 
 TEST_DIR = ROOT / "data" / "digits" / "test"
@@ -28,7 +28,7 @@ PIPELINE_CLIPS = (0, 21, 47)
 
 @pytest.fixture(scope="module")
 def make_digits():
-    return digits.data_script()
+    return corpus.data_script()
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +38,12 @@ def manifest() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def test_set():
-    return digits.load_split(MANIFEST)
+    return corpus.load_split(MANIFEST)
 
 
 @pytest.fixture(scope="module")
 def digits_modules():
-    from parakeet_nb.checkpoint import load_nemo
+    from parakeet_nb.model.checkpoint import load_nemo
 
     return load_nemo(CHECKPOINT)
 
@@ -68,27 +68,27 @@ def digits_modules():
     ],
 )
 def test_edit_distance_hand_checked(ref, hyp, edits):
-    assert digits.edit_distance(ref.split(), hyp.split()) == edits
-    assert digits.edit_distance(hyp.split(), ref.split()) == edits  # symmetric
-    assert digits.word_errors(ref, hyp) == (edits, len(ref.split()))
+    assert wer.edit_distance(ref.split(), hyp.split()) == edits
+    assert wer.edit_distance(hyp.split(), ref.split()) == edits  # symmetric
+    assert wer.word_errors(ref, hyp) == (edits, len(ref.split()))
 
 
 def test_wer_is_corpus_level():
     refs = ["one two three", "four five"]
     hyps = ["one two three", "four six five"]  # 1 insertion over 5 reference words
-    assert digits.wer(refs, hyps) == pytest.approx(0.2)
+    assert wer.wer(refs, hyps) == pytest.approx(0.2)
     # not the mean of per-utterance rates (0 and 0.5)
     refs = ["one", "two three four five six seven eight nine"]
-    assert digits.wer(refs, ["", refs[1]]) == pytest.approx(1 / 9)
-    assert digits.wer(["one two"], ["three four five"]) == pytest.approx(1.5)  # can exceed 1
-    assert digits.wer(["  one   two "], ["one two"]) == 0.0  # whitespace does not count
+    assert wer.wer(refs, ["", refs[1]]) == pytest.approx(1 / 9)
+    assert wer.wer(["one two"], ["three four five"]) == pytest.approx(1.5)  # can exceed 1
+    assert wer.wer(["  one   two "], ["one two"]) == 0.0  # whitespace does not count
 
 
 def test_wer_rejects_undefined_cases():
     with pytest.raises(ValueError, match="2 references but 1"):
-        digits.wer(["one", "two"], ["one"])
+        wer.wer(["one", "two"], ["one"])
     with pytest.raises(ValueError, match="undefined"):
-        digits.wer(["", " "], ["one", ""])
+        wer.wer(["", " "], ["one", ""])
 
 
 # --------------------------------------------------------------------------- the committed test set
@@ -107,7 +107,7 @@ def test_manifest_matches_the_files(manifest, make_digits):
             assert w.getnframes() == e["samples"], e["path"]
         total += path.stat().st_size
         words = e["text"].split()
-        assert 1 <= len(words) <= 8 and set(words) <= set(digits.WORDS), e["text"]
+        assert 1 <= len(words) <= 8 and set(words) <= set(corpus.WORDS), e["text"]
         assert e["text"] == " ".join(words)
         assert e["voice"] in make_digits.VOICES
         assert make_digits.SPEED_RANGE[0] <= e["speed"] <= make_digits.SPEED_RANGE[1]
@@ -127,7 +127,7 @@ def test_test_variants_are_never_used_in_training(manifest, make_digits):
 
 
 def test_digit_words_match_the_data_script(make_digits):
-    assert tuple(digits.WORDS) == tuple(make_digits.WORDS)
+    assert tuple(corpus.WORDS) == tuple(make_digits.WORDS)
 
 
 def test_test_set_is_reproducible(tmp_path, make_digits, manifest):
@@ -151,10 +151,10 @@ def test_test_set_is_reproducible(tmp_path, make_digits, manifest):
 def test_tokenizer_has_one_piece_per_word(tmp_path):
     import sentencepiece as spm
 
-    folder = digits.train_tokenizer(tmp_path / "tok")
+    folder = corpus.train_tokenizer(tmp_path / "tok")
     sp = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
-    assert sp.get_piece_size() == digits.DIGITS_PRESET.vocab_size
-    for word in digits.WORDS:
+    assert sp.get_piece_size() == training.DIGITS_PRESET.vocab_size
+    for word in corpus.WORDS:
         assert sp.encode(word, out_type=str) == ["▁" + word]
     assert len(sp.encode("three seven two nine oh")) == 5
     assert (folder / "vocab.txt").read_text().split("\n")[: sp.get_piece_size()] == [
@@ -164,19 +164,19 @@ def test_tokenizer_has_one_piece_per_word(tmp_path):
 
 def test_length_batches_cover_every_index_once():
     lengths = list(np.random.default_rng(1).integers(10, 500, size=103))
-    batches = digits.length_batches(lengths, 8, np.random.default_rng(0), pool=4)
+    batches = corpus.length_batches(lengths, 8, np.random.default_rng(0), pool=4)
     flat = [i for b in batches for i in b]
     assert sorted(flat) == list(range(103))
     assert all(1 <= len(b) <= 8 for b in batches)
-    assert batches == digits.length_batches(lengths, 8, np.random.default_rng(0), pool=4)  # seeded
+    assert batches == corpus.length_batches(lengths, 8, np.random.default_rng(0), pool=4)  # seeded
 
 
 def test_spec_augment_masks_within_limits():
     mel = torch.randn(3, 128, 100) + 5.0  # no zeros before masking
     lengths = torch.tensor([100, 60, 20])
-    out = digits.spec_augment(mel, lengths, torch.Generator().manual_seed(0), freq_masks=2, freq_width=10,
+    out = corpus.spec_augment(mel, lengths, torch.Generator().manual_seed(0), freq_masks=2, freq_width=10,
                               time_masks=2, time_width=0.1)
-    again = digits.spec_augment(mel, lengths, torch.Generator().manual_seed(0), freq_masks=2, freq_width=10,
+    again = corpus.spec_augment(mel, lengths, torch.Generator().manual_seed(0), freq_masks=2, freq_width=10,
                                 time_masks=2, time_width=0.1)
     assert torch.equal(out, again)
     assert not torch.equal(out, mel) and (mel != 0).all()  # the input is not modified
@@ -188,19 +188,19 @@ def test_spec_augment_masks_within_limits():
 
 
 def test_lr_schedule():
-    cfg = digits.TrainConfig(lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
-    lrs = [digits.lr_at(s, 100, cfg) for s in range(100)]
+    cfg = training.TrainConfig(lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
+    lrs = [training.lr_at(s, 100, cfg) for s in range(100)]
     assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
     assert max(lrs) == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
-    assert digits.lr_at(100, 100, cfg) == pytest.approx(1e-4)
+    assert training.lr_at(100, 100, cfg) == pytest.approx(1e-4)
 
 
 def test_cached_mels_match_batched_preprocessing(test_set, digits_modules):
     examples = test_set[:6]
-    mels = digits.compute_mels(digits_modules.preprocessor, examples, batch_size=4)
+    mels = corpus.compute_mels(digits_modules.preprocessor, examples, batch_size=4)
     for e, m in zip(examples, mels):
-        batch = digits.collate([e])
+        batch = corpus.collate([e])
         with torch.inference_mode():
             single, length = digits_modules.preprocessor(input_signal=batch.audio, length=batch.audio_len)
         assert m.shape == (128, len(e.samples) // 160) and int(length) == m.shape[1]
@@ -211,23 +211,23 @@ def test_training_step_reduces_the_loss(tmp_path, test_set):
     """A few steps of the real training code on committed clips lower the TDT loss."""
     import dataclasses
 
-    from parakeet_nb.checkpoint import build_tdt_model
+    from parakeet_nb.model.checkpoint import build_tdt_model
 
-    preset = dataclasses.replace(digits.DIGITS_PRESET, d_model=32, n_layers=1, subsampling_conv_channels=8,
+    preset = dataclasses.replace(training.DIGITS_PRESET, d_model=32, n_layers=1, subsampling_conv_channels=8,
                                  pred_hidden=32, joint_hidden=32)
-    cfg = digits.TrainConfig(preset=preset, spec_augment=False, omega=0.0)
+    cfg = training.TrainConfig(preset=preset, spec_augment=False, omega=0.0)
     torch.manual_seed(0)
-    model = build_tdt_model(preset, digits.train_tokenizer(tmp_path / "tok"))
+    model = build_tdt_model(preset, corpus.train_tokenizer(tmp_path / "tok"))
     model.train()
     examples = test_set[:8]
-    mels = digits.compute_mels(model.preprocessor, examples)
-    batch = digits.collate_mels(mels, [model.tokenizer.text_to_ids(e.text) for e in examples],
+    mels = corpus.compute_mels(model.preprocessor, examples)
+    batch = corpus.collate_mels(mels, [model.tokenizer.text_to_ids(e.text) for e in examples],
                                 pad_id=model.decoder.blank_idx)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
     losses = []
     for _ in range(6):
-        loss, frames = digits.batch_loss(model, batch, cfg, generator)
+        loss, frames = training.batch_loss(model, batch, cfg, generator)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -244,7 +244,7 @@ def test_train_end_to_end_is_deterministic(tmp_path):
     a checkpoint that ``load_nemo`` restores, and a model card."""
     import dataclasses
 
-    from parakeet_nb.checkpoint import load_nemo
+    from parakeet_nb.model.checkpoint import load_nemo
 
     data = tmp_path / "data"
     for split in ("train", "val", "heldout", "test"):  # present, so no data is synthesised
@@ -255,15 +255,15 @@ def test_train_end_to_end_is_deterministic(tmp_path):
         for e in entries:
             e["path"] = str(TEST_DIR / e["path"])  # absolute paths stay absolute
         (data / split / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
-    preset = dataclasses.replace(digits.DIGITS_PRESET, d_model=32, n_layers=1, subsampling_conv_channels=8,
+    preset = dataclasses.replace(training.DIGITS_PRESET, d_model=32, n_layers=1, subsampling_conv_channels=8,
                                  pred_hidden=32, joint_hidden=32)
     states = []
     for run in ("a", "b"):
-        cfg = digits.TrainConfig(
+        cfg = training.TrainConfig(
             preset=preset, epochs=1, batch_size=8, warmup_steps=2, data_dir=str(data), test_dir=str(data / "test"),
             out=str(tmp_path / f"{run}.nemo"), card=str(tmp_path / f"{run}.md"), progress=False,
         )
-        result = digits.train(cfg)
+        result = training.train(cfg)
         assert result.steps == 3 and len(result.history) == 1
         assert {k: v.clips for k, v in result.evaluations.items()} == {"test": 8, "heldout": 8}
         modules = load_nemo(cfg.out)
@@ -283,8 +283,8 @@ def test_train_end_to_end_is_deterministic(tmp_path):
 def test_checkpoint_loads(digits_modules):
     m = digits_modules
     assert m.durations == (0, 1, 2, 3, 4)
-    assert m.vocab_size == digits.DIGITS_PRESET.vocab_size and m.blank_id == m.vocab_size
-    assert m.d_model == digits.DIGITS_PRESET.d_model and m.pred_rnn_layers == 1
+    assert m.vocab_size == training.DIGITS_PRESET.vocab_size and m.blank_id == m.vocab_size
+    assert m.d_model == training.DIGITS_PRESET.d_model and m.pred_rnn_layers == 1
     assert m.tokenizer is not None
     assert m.tokenizer.ids_to_text(m.tokenizer.text_to_ids("three seven two nine")) == "three seven two nine"
     assert CHECKPOINT.stat().st_size < 10_000_000
@@ -292,14 +292,14 @@ def test_checkpoint_loads(digits_modules):
 
 def test_checkpoint_wer_on_held_out_voices(digits_modules, test_set):
     """The whole committed test set (voice variants never seen in training): WER <= 5 %."""
-    result = digits.evaluate_examples(digits_modules, test_set, "test")
+    result = evaluation.evaluate_examples(digits_modules, test_set, "test")
     wrong = [(r, h) for r, h in zip(result.refs, result.hyps) if r.split() != h.split()]
     assert result.words == sum(len(e.text.split()) for e in test_set)
     assert result.wer <= 0.05, f"{result.summary()}; errors: {wrong[:10]}"
 
 
 def test_pipeline_variants_agree(digits_modules, test_set):
-    from parakeet_nb import pipeline
+    from parakeet_nb.transcribe import pipeline
 
     for i in PIPELINE_CLIPS:
         clip = test_set[i]
@@ -310,28 +310,28 @@ def test_pipeline_variants_agree(digits_modules, test_set):
         for v, t in texts.items():
             assert t.tokens == split.tokens and t.text == split.text, f"clip {i}: {v} {t.text!r} vs split {split.text!r}"
         # the padded 15 s window gives the same words as the batched evaluation
-        assert split.text.split() == digits.transcribe_examples(digits_modules, [clip])[0].split()
+        assert split.text.split() == evaluation.transcribe_examples(digits_modules, [clip])[0].split()
 
 
 def test_held_out_clip(manifest):
-    clip = digits.held_out_clip()
-    assert digits.NOTEBOOK_CLIP == 21
+    clip = corpus.held_out_clip()
+    assert corpus.NOTEBOOK_CLIP == 21
     assert clip.text == manifest[21]["text"] == "five five one eight zero nine"
     assert clip.voice == f"{manifest[21]['voice']}+{manifest[21]['variant']}" == "en-gb-scotland+linda"
     assert clip.samples.dtype == np.int16
     wave = clip.waveform
     assert wave.dtype == np.float32 and np.array_equal(wave * 32768.0, clip.samples.astype(np.float32))
-    assert digits.held_out_clip(-1).text == manifest[-1]["text"]
+    assert corpus.held_out_clip(-1).text == manifest[-1]["text"]
     with pytest.raises(IndexError, match="48 clips"):
-        digits.held_out_clip(48)
+        corpus.held_out_clip(48)
 
 
 def test_export_of_the_checkpoint(digits_modules, tmp_path):
     """The split set exported through the ``--nemo`` route transcribes a held-out clip right,
     run by the MIL executor, with the same tokens as PyTorch."""
-    from parakeet_nb import pipeline
-    from parakeet_nb.checkpoint import load_nemo
-    from parakeet_nb.export import export
+    from parakeet_nb.transcribe import pipeline
+    from parakeet_nb.model.checkpoint import load_nemo
+    from parakeet_nb.coreml.export import export
 
     only = pipeline.exported_components(["split"])
     assert only == ["preprocessor", "encoder", "decoder", "joint_decision"]
@@ -343,7 +343,7 @@ def test_export_of_the_checkpoint(digits_modules, tmp_path):
         assert c.trace_max_abs_diff < 1e-4
     metadata = json.loads((out / "metadata.json").read_text())
     assert set(only) <= set(metadata["components"])
-    clip = digits.held_out_clip()
+    clip = corpus.held_out_clip()
     runs = pipeline.transcribe_all(
         digits_modules, clip.waveform, ["split"], ["split"], export_dir=out, reference=clip.text
     )

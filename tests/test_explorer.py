@@ -2,7 +2,7 @@
 
 import pytest
 
-from parakeet_nb import explorer
+from parakeet_nb.teach import explorer
 
 
 @pytest.mark.parametrize("text, status", [

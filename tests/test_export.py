@@ -1,4 +1,4 @@
-"""Export (``parakeet_nb.export``, ``convert``, ``components``, ``compute_units``).
+"""Export (``parakeet_nb.coreml.export``, ``convert``, ``components``, ``compute_units``).
 
 Most checks read the session's one export of every tiny component (``tiny_export``);
 tests that export again use the cheap components (joint, decoder) and their own folders.
@@ -24,12 +24,13 @@ import coremltools as ct  # noqa: E402
 import nemo  # noqa: E402
 from coremltools.converters.mil.mil import types  # noqa: E402
 
-from parakeet_nb import cli, compute_units  # noqa: E402
-from parakeet_nb import export as exporter  # noqa: E402
-from parakeet_nb.audit import audit  # noqa: E402
-from parakeet_nb.convert import COMPONENTS  # noqa: E402
-from parakeet_nb.models import PRESETS  # noqa: E402
-from parakeet_nb.program import load_program  # noqa: E402
+from parakeet_nb import cli  # noqa: E402
+from parakeet_nb.ane import compute_units  # noqa: E402
+from parakeet_nb.coreml import export as exporter  # noqa: E402
+from parakeet_nb.ane.audit import audit  # noqa: E402
+from parakeet_nb.coreml.convert import COMPONENTS  # noqa: E402
+from parakeet_nb.model.presets import PRESETS  # noqa: E402
+from parakeet_nb.mlprogram.load import load_program  # noqa: E402
 
 W240000_TEXT = (
     "Invalid layer: Tensor dimensions N1D1C1H1W240000 are not within supported range, "
@@ -438,9 +439,9 @@ def test_trace_tolerance_is_enforced_through_the_cli(tmp_path, monkeypatch, caps
 @pytest.mark.slow
 def test_full_preset_encoder_exports_and_audits_clean(tmp_path):
     """Parakeet TDT 0.6B v2 shapes: the split encoder is within the ANE limits. Minutes; ``-m slow``."""
-    from parakeet_nb import models
+    from parakeet_nb.model import presets
 
-    modules = models.build("full")
+    modules = presets.build("full")
     out = tmp_path / "full"
     result = exporter.export(modules, out, only=["encoder"])
     assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "parakeet_encoder.mlpackage"]
@@ -458,8 +459,8 @@ def test_full_preset_encoder_exports_and_audits_clean(tmp_path):
 
 def test_fp16_export_uses_the_fp16_safe_chunked_design(tiny_modules, tmp_path):
     """--precision fp16 builds ChunkedPreprocessor(fp16_safe=True) and keeps its float32 island."""
-    from parakeet_nb.chunked import ChunkedPreprocessor
-    from parakeet_nb.components import wrappers
+    from parakeet_nb.frontend.chunked import ChunkedPreprocessor
+    from parakeet_nb.model.components import wrappers
 
     assert wrappers(tiny_modules, "fp16")["preprocessor_chunked"].fp16_safe
     assert not wrappers(tiny_modules)["preprocessor_chunked"].fp16_safe
@@ -478,7 +479,7 @@ def test_nonfinite_constants_flags_overflow_but_not_unbounded_clips():
     from coremltools.converters.mil import Builder as mb
     from coremltools.converters.mil.mil import types as mil_types
 
-    from parakeet_nb.convert import nonfinite_constants
+    from parakeet_nb.coreml.convert import nonfinite_constants
 
     @mb.program(input_specs=[mb.TensorSpec(shape=(4,), dtype=mil_types.fp16)])
     def prog(x):

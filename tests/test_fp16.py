@@ -8,12 +8,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parakeet_nb import fp16
-from parakeet_nb import mel_reference as ref
-from parakeet_nb.chunked import ChunkedPreprocessor, to_chunks
-from parakeet_nb.components import Preprocessor
-from parakeet_nb.models import WINDOW_SAMPLES, build_preprocessor
-from parakeet_nb.parity import speech_clips
+from parakeet_nb.frontend import fp16
+from parakeet_nb.frontend import mel_reference as ref
+from parakeet_nb.frontend.chunked import ChunkedPreprocessor, to_chunks
+from parakeet_nb.model.components import Preprocessor
+from parakeet_nb.frontend.recipe import WINDOW_SAMPLES, build_preprocessor
+from parakeet_nb.study.parity import speech_clips
 
 
 @pytest.fixture(scope="module")

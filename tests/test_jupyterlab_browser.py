@@ -3,7 +3,7 @@
 What a reader does, done by a browser: start ``jupyter lab`` on a copy of ``notebooks/``,
 open ``02_coreml_layout_mapping.ipynb``, *Run > Run All Cells*, type shapes into the
 explorer's ``shape`` box and read the verdict (``data-status`` of
-:func:`parakeet_nb.explorer.verdict_html`).
+:func:`parakeet_nb.teach.explorer.verdict_html`).
 
 Requirements: Debian's ``chromium`` (``/usr/bin/chromium``, or ``$PARAKEET_NB_CHROMIUM``)
 and the ``playwright`` Python package; Playwright's own browser download is not used.

@@ -1,4 +1,4 @@
-"""The ANE layout model (``parakeet_nb.layout``): placement, limits, verdicts, parsing."""
+"""The ANE layout model (``parakeet_nb.ane.layout``): placement, limits, verdicts, parsing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parakeet_nb.layout import (
+from parakeet_nb.ane.layout import (
     AXES,
     LIMITS,
     Flexible,

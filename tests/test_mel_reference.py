@@ -8,9 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parakeet_nb import mel_reference as ref
-from parakeet_nb.components import Preprocessor
-from parakeet_nb.models import WINDOW_SAMPLES, build_preprocessor
+from parakeet_nb.frontend import mel_reference as ref
+from parakeet_nb.model.components import Preprocessor
+from parakeet_nb.frontend.recipe import WINDOW_SAMPLES, build_preprocessor
 
 
 @pytest.fixture(scope="module")

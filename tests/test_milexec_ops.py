@@ -22,7 +22,7 @@ import coremltools as ct  # noqa: E402
 from coremltools.converters.mil import Builder as mb  # noqa: E402
 from coremltools.converters.mil.mil import types  # noqa: E402
 
-from parakeet_nb.milexec import (  # noqa: E402
+from parakeet_nb.mlprogram.milexec import (  # noqa: E402
     AmbiguityWarning,
     InputValidationError,
     MilExecutor,

@@ -2,7 +2,7 @@
 
 * small MIL-builder programs, converted to ``.mlpackage`` and read back from disk;
 * the tiny Parakeet components, converted once per module with
-  :func:`parakeet_nb.convert.convert`, against their torch wrappers;
+  :func:`parakeet_nb.coreml.convert.convert`, against their torch wrappers;
 * the float16 emulation on known overflow and subnormal cases;
 * a greedy TDT decode with the executor as backend against the PyTorch backend.
 """
@@ -22,12 +22,12 @@ import coremltools as ct  # noqa: E402
 from coremltools.converters.mil import Builder as mb  # noqa: E402
 from coremltools.converters.mil.mil import types  # noqa: E402
 
-from parakeet_nb import tdt  # noqa: E402
-from parakeet_nb.components import wrappers  # noqa: E402
-from parakeet_nb.convert import COMPONENTS, convert, example_inputs  # noqa: E402
-from parakeet_nb.milexec import MilExecutor, UnsupportedOpError, run_program  # noqa: E402
-from parakeet_nb.milexec.tdt_backend import tdt_backend  # noqa: E402
-from parakeet_nb.program import load_program  # noqa: E402
+from parakeet_nb.model import tdt  # noqa: E402
+from parakeet_nb.model.components import wrappers  # noqa: E402
+from parakeet_nb.coreml.convert import COMPONENTS, convert, example_inputs  # noqa: E402
+from parakeet_nb.mlprogram.milexec import MilExecutor, UnsupportedOpError, run_program  # noqa: E402
+from parakeet_nb.mlprogram.milexec.tdt_backend import tdt_backend  # noqa: E402
+from parakeet_nb.mlprogram.load import load_program  # noqa: E402
 
 RNG = np.random.default_rng(1)
 #: Components also converted with FP16 compute precision.
@@ -55,7 +55,7 @@ class _Packages:
 
 @pytest.fixture(scope="module")
 def packages(tiny_modules, tmp_path_factory) -> _Packages:
-    """The tiny components converted with :func:`parakeet_nb.convert.convert` (fp32, and fp16
+    """The tiny components converted with :func:`parakeet_nb.coreml.convert.convert` (fp32, and fp16
     for :data:`FP16_COMPONENTS`), each once for this module, when a test first needs it."""
     return _Packages(tiny_modules, tmp_path_factory.mktemp("milexec_tiny"))
 
@@ -154,8 +154,8 @@ def test_unsupported_op_in_a_saved_package(save_mlprogram):
 # ------------------------------------------------------------------------------------
 
 def _speech_feed(name: str):
-    from parakeet_nb.audio import data_clip
-    from parakeet_nb.pipeline import program_inputs
+    from parakeet_nb.frontend.audio import data_clip
+    from parakeet_nb.transcribe.pipeline import program_inputs
 
     samples = data_clip("speech_15s.wav").samples
     names = [spec.name for spec in COMPONENTS[name].inputs]
@@ -196,7 +196,7 @@ def test_coremltools_own_stft_basis_is_off(tiny_modules, tmp_path):
     """Without the fix-up, coremltools 9.0 builds the basis from a float32 angle (up to
     ~8e5 rad): coefficients off by >1e-5 and a mel ~1e-3 away on speech. If this fails,
     coremltools has fixed it and convert.exact_dft_basis can go."""
-    from parakeet_nb.convert import example_inputs, trace
+    from parakeet_nb.coreml.convert import example_inputs, trace
 
     component = COMPONENTS["preprocessor"]
     wrapper = wrappers(tiny_modules)["preprocessor"]

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from parakeet_nb import parity
+from parakeet_nb.study import parity
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from parakeet_nb import cli, pipeline
-from parakeet_nb.audio import data_clip
+from parakeet_nb import cli
+from parakeet_nb.transcribe import pipeline
+from parakeet_nb.frontend.audio import data_clip
 
 
 @pytest.fixture(scope="module")

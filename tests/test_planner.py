@@ -1,4 +1,4 @@
-"""Tests of the partition planner (parakeet_nb.planner) and its op table (parakeet_nb.ane_ops).
+"""Tests of the partition planner (parakeet_nb.ane.planner) and its op table (parakeet_nb.ane.op_table).
 
 Small programs are built with coremltools' MIL builder (boundary shapes 16384/16385, the
 integer rule, typed execution); the tiny Parakeet packages come from conftest's
@@ -22,11 +22,13 @@ import coremltools as ct  # noqa: E402
 from coremltools.converters.mil import Builder as mb  # noqa: E402
 from coremltools.converters.mil.mil import types  # noqa: E402
 
-from parakeet_nb import ane_ops, planner  # noqa: E402
-from parakeet_nb.convert import COMPONENTS  # noqa: E402
-from parakeet_nb.layout import to_layout  # noqa: E402
-from parakeet_nb.planner import COMPUTE_UNITS, POLICIES, plan, tensor_table  # noqa: E402
-from parakeet_nb.program import ModelReadError, load_program  # noqa: E402
+from parakeet_nb.ane import op_table  # noqa: E402
+from parakeet_nb.ane import plan as plan_mod  # noqa: E402
+from parakeet_nb.ane import planner  # noqa: E402
+from parakeet_nb.coreml.convert import COMPONENTS  # noqa: E402
+from parakeet_nb.ane.layout import to_layout  # noqa: E402
+from parakeet_nb.ane.planner import COMPUTE_UNITS, POLICIES, plan, tensor_table  # noqa: E402
+from parakeet_nb.mlprogram.load import ModelReadError, load_program  # noqa: E402
 
 W240000_TEXT = (
     "Invalid layer: Tensor dimensions N1D1C1H1W240000 are not within supported range, "
@@ -383,7 +385,7 @@ def test_plans_are_well_formed(tiny, units, policy):
         p = plan(loaded, units, policy)
         for o in p.ops:
             assert (o.device is None) == (o.op_class == "const") == (o.segment is None)
-            assert o.reason in planner.REASONS
+            assert o.reason in plan_mod.REASONS
         for s in p.segments:
             assert {p.ops[i].device for i in s.ops} == {s.device}
             assert list(s.ops) == sorted(s.ops)
@@ -395,10 +397,11 @@ def test_plans_are_well_formed(tiny, units, policy):
 
 
 def test_chunked_fused_model_passes_greedy(tiny_modules, tmp_path_factory):
-    if importlib.util.find_spec("parakeet_nb.chunked") is None:
-        pytest.skip("parakeet_nb.chunked (ChunkedPreprocessor) does not exist yet; another helper is writing it")
-    from parakeet_nb import components, convert
-    from parakeet_nb.chunked import ChunkedPreprocessor
+    if importlib.util.find_spec("parakeet_nb.frontend.chunked") is None:
+        pytest.skip("parakeet_nb.frontend.chunked (ChunkedPreprocessor) does not exist yet; another helper is writing it")
+    from parakeet_nb.model import components
+    from parakeet_nb.coreml import convert
+    from parakeet_nb.frontend.chunked import ChunkedPreprocessor
 
     m = tiny_modules
     component = convert.Component(
@@ -435,7 +438,7 @@ def test_json_schema(tiny):
     assert set(data) == set(expected)
     for key, kind in expected.items():
         assert isinstance(data[key], kind), key
-    assert data["schema"] == planner.SCHEMA and "not from Apple's compiler" in data["model_notice"]
+    assert data["schema"] == plan_mod.SCHEMA and "not from Apple's compiler" in data["model_notice"]
     assert set(data["counts"]) == {"ops", "const", "ANE", "GPU", "CPU"}
     assert data["function_inputs"] == ["audio_signal", "audio_length"]
     seg_keys = {"id", "device", "op_count", "first_op", "last_op", "ops", "op_types", "inputs", "outputs"}
@@ -476,15 +479,15 @@ def test_tensor_table_is_in_program_order(tiny):
 def test_op_table_covers_every_mil_op_and_cites_known_sources():
     from coremltools.converters.mil.mil.ops.registry import SSAOpRegistry
 
-    assert set(SSAOpRegistry.core_ops) <= set(ane_ops.OP_TABLE)
-    for info in ane_ops.OP_TABLE.values():
-        assert info.sources and all(k in ane_ops.SOURCES for k in info.sources), info.op_type
+    assert set(SSAOpRegistry.core_ops) <= set(op_table.OP_TABLE)
+    for info in op_table.OP_TABLE.values():
+        assert info.sources and all(k in op_table.SOURCES for k in info.sources), info.op_type
         assert info.confidence in ("reported", "indirect", "inferred")
-    assert ane_ops.classify("lstm").op_class == "cpu_only"
-    assert ane_ops.classify("ios17.lstm").op_class == "cpu_only"
-    assert ane_ops.classify("conv").starts_segment and ane_ops.classify("add").ane_capable
-    assert not ane_ops.classify("add").starts_segment
-    unknown = ane_ops.classify("my_custom_op")
+    assert op_table.classify("lstm").op_class == "cpu_only"
+    assert op_table.classify("ios17.lstm").op_class == "cpu_only"
+    assert op_table.classify("conv").starts_segment and op_table.classify("add").ane_capable
+    assert not op_table.classify("add").starts_segment
+    unknown = op_table.classify("my_custom_op")
     assert unknown.op_class == "unknown" and not unknown.ane_capable
-    rows = ane_ops.table_rows()
-    assert len(rows) == len(ane_ops.OP_TABLE) and rows[0]["op_class"] == "heavy"
+    rows = op_table.table_rows()
+    assert len(rows) == len(op_table.OP_TABLE) and rows[0]["op_class"] == "heavy"

@@ -1,4 +1,4 @@
-"""parakeet_nb.program_parity: the exported programs vs their PyTorch modules, and its CLI."""
+"""parakeet_nb.study.program_parity: the exported programs vs their PyTorch modules, and its CLI."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from parakeet_nb import _quiet
 
 _quiet.import_heavy()
 
-from parakeet_nb import cli, program_parity  # noqa: E402
-from parakeet_nb.program_parity import PREPROCESSORS_ROW, ProgramParityReport, ProgramRow  # noqa: E402
+from parakeet_nb import cli  # noqa: E402
+from parakeet_nb.study import program_parity  # noqa: E402
+from parakeet_nb.study.program_parity import PREPROCESSORS_ROW, ProgramParityReport, ProgramRow  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
@@ -81,7 +82,7 @@ def test_table_and_json():
 # ---------------------------------------------------------------- the real thing
 @pytest.fixture(scope="module")
 def small_report(tiny_modules):
-    from parakeet_nb.audio import data_clip
+    from parakeet_nb.frontend.audio import data_clip
 
     clips = {"speech_short": data_clip("speech_short.wav").samples}
     return program_parity.run_program_parity(

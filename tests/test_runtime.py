@@ -5,7 +5,8 @@ import platform
 
 import pytest
 
-from parakeet_nb import envcheck, runtime
+from parakeet_nb.teach import envcheck
+from parakeet_nb.coreml import runtime
 
 
 def test_configurations_follow_the_audit(tiny_export):

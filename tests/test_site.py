@@ -1,4 +1,4 @@
-"""Checks on the rendered site (:mod:`parakeet_nb.site`) as a reader meets it.
+"""Checks on the rendered site (:mod:`parakeet_nb.teach.site`) as a reader meets it.
 
 The site is built once per module from the committed notebooks into a temporary folder
 (about 10 s); every page is then checked for its images, for error outputs, for absolute
@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from parakeet_nb import site
+from parakeet_nb.teach import site
 from parakeet_nb.paths import ROOT
 
 NOTEBOOKS = ROOT / "notebooks"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from parakeet_nb import streaming
+from parakeet_nb.frontend import streaming
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""TDT greedy decoding (``parakeet_nb.tdt``) against NeMo 3.0's own greedy TDT decoders.
+"""TDT greedy decoding (``parakeet_nb.model.tdt``) against NeMo 3.0's own greedy TDT decoders.
 
 NeMo has two greedy TDT decoders that differ when a frame reaches ``max_symbols_per_step``:
 ``GreedyBatchedTDTInfer`` (``variant="batched"``) and ``GreedyTDTInfer``
@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 import torch
 
-from parakeet_nb import tdt
-from parakeet_nb.models import ParakeetModules, build
+from parakeet_nb.model import tdt
+from parakeet_nb.model.presets import ParakeetModules, build
 
 from nemo.collections.asr.parts.submodules.rnnt_greedy_decoding import (  # noqa: E402  (after models: quiet import)
     GreedyBatchedTDTInfer,

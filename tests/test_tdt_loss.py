@@ -1,4 +1,4 @@
-"""The CPU TDT loss (``parakeet_nb.tdt_loss``) against NeMo and against brute force.
+"""The CPU TDT loss (``parakeet_nb.model.tdt_loss``) against NeMo and against brute force.
 
 * NeMo's ``TDTLossPytorch`` (its pure-Python reference, which calls ``.cuda()``; patched
   to a no-op here) and NeMo's ``RNNTLossPytorch`` for ``omega``: values and gradients.
@@ -14,7 +14,7 @@ from unittest import mock
 import pytest
 import torch
 
-from parakeet_nb.tdt_loss import TDTLoss, reduce_losses, tdt_loss
+from parakeet_nb.model.tdt_loss import TDTLoss, reduce_losses, tdt_loss
 
 from nemo.collections.asr.losses.rnnt_pytorch import RNNTLossPytorch, TDTLossPytorch  # noqa: E402
 

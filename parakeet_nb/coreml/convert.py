@@ -1,0 +1,321 @@
+"""Trace a component wrapper and convert it to a Core ML ML Program with coremltools.
+
+The table :data:`COMPONENTS` is the export contract (``design.md``): file name, input
+and output names, and how to make example inputs of the right shapes for a model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from parakeet_nb import _quiet
+from parakeet_nb.frontend.chunked import fp16_compute_precision
+from parakeet_nb.frontend.recipe import MEL_FRAMES, N_MELS, WINDOW_SAMPLES
+from parakeet_nb.model.presets import ParakeetModules
+
+_quiet.import_heavy()
+
+import coremltools as ct  # noqa: E402
+
+Precision = Literal["fp32", "fp16"]
+
+#: The iOS version the programs target (ML Program opset ``CoreML7``).
+DEPLOYMENT_TARGET = ct.target.iOS17
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One named input: its shape for a given model and its dtype."""
+
+    name: str
+    shape: Callable[[ParakeetModules], tuple[int, ...]]
+    dtype: type = np.float32
+
+    def example(self, modules: ParakeetModules, generator: torch.Generator) -> torch.Tensor:
+        """A deterministic example tensor (lengths and labels are filled with valid values)."""
+        shape = self.shape(modules)
+        if self.dtype == np.int32:
+            return torch.full(shape, _EXAMPLE_INT[self.name](modules), dtype=torch.int32)
+        return torch.randn(shape, generator=generator)
+
+
+#: Contract tensors that are int32 (lengths, labels, decisions); every other one is fp32.
+INT32_TENSORS = frozenset(
+    {"audio_length", "mel_length", "encoder_length", "targets", "target_length", "token_id", "duration"}
+)
+
+
+def contract_dtype(name: str) -> str:
+    """The contract dtype of an input or output, as coremltools names it (``int32``/``fp32``)."""
+    return "int32" if name in INT32_TENSORS else "fp32"
+
+
+_EXAMPLE_INT: dict[str, Callable[[ParakeetModules], int]] = {
+    "audio_length": lambda m: WINDOW_SAMPLES,
+    "mel_length": lambda m: MEL_FRAMES - 1,
+    "targets": lambda m: m.blank_id,
+    "target_length": lambda m: 1,
+}
+
+
+@dataclass(frozen=True)
+class Component:
+    """A component of the export contract."""
+
+    name: str
+    file: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[str, ...]
+    summary: str
+
+
+def _encoder_frames(m: ParakeetModules) -> int:
+    return m.preset.encoder_frames if m.preset else 188
+
+
+COMPONENTS: dict[str, Component] = {
+    c.name: c
+    for c in (
+        Component(
+            "preprocessor", "parakeet_preprocessor.mlpackage",
+            (TensorSpec("audio_signal", lambda m: (1, WINDOW_SAMPLES)),
+             TensorSpec("audio_length", lambda m: (1,), np.int32)),
+            ("mel", "mel_length"),
+            "waveform -> mel (NeMo's preprocessor)",
+        ),
+        Component(
+            "encoder", "parakeet_encoder.mlpackage",
+            (TensorSpec("mel", lambda m: (1, N_MELS, MEL_FRAMES)),
+             TensorSpec("mel_length", lambda m: (1,), np.int32)),
+            ("encoder", "encoder_length"),
+            "mel -> encoder frames (FastConformer)",
+        ),
+        Component(
+            "mel_encoder", "parakeet_mel_encoder.mlpackage",
+            (TensorSpec("audio_signal", lambda m: (1, WINDOW_SAMPLES)),
+             TensorSpec("audio_length", lambda m: (1,), np.int32)),
+            ("encoder", "encoder_length"),
+            "waveform -> mel -> encoder, fused",
+        ),
+        Component(
+            "preprocessor_chunked", "parakeet_preprocessor_chunked.mlpackage",
+            (TensorSpec("audio_chunks", lambda m: (1, 15, 16000)),
+             TensorSpec("audio_length", lambda m: (1,), np.int32)),
+            ("mel", "mel_length"),
+            "chunked waveform -> mel, no axis over 16384",
+        ),
+        Component(
+            "mel_encoder_chunked", "parakeet_mel_encoder_chunked.mlpackage",
+            (TensorSpec("audio_chunks", lambda m: (1, 15, 16000)),
+             TensorSpec("audio_length", lambda m: (1,), np.int32)),
+            ("encoder", "encoder_length"),
+            "chunked waveform -> mel -> encoder, fused, ANE-safe",
+        ),
+        Component(
+            "decoder", "parakeet_decoder.mlpackage",
+            (TensorSpec("targets", lambda m: (1, 1), np.int32),
+             TensorSpec("target_length", lambda m: (1,), np.int32),
+             TensorSpec("h_in", lambda m: (m.pred_rnn_layers, 1, m.pred_hidden)),
+             TensorSpec("c_in", lambda m: (m.pred_rnn_layers, 1, m.pred_hidden))),
+            ("decoder", "h_out", "c_out"),
+            "one LSTM prediction-net step",
+        ),
+        Component(
+            "joint", "parakeet_joint.mlpackage",
+            (TensorSpec("encoder", lambda m: (1, m.d_model, _encoder_frames(m))),
+             TensorSpec("decoder", lambda m: (1, m.pred_hidden, 1))),
+            ("logits",),
+            "joint over all frames: token, blank and duration logits",
+        ),
+        Component(
+            "joint_decision", "parakeet_joint_decision.mlpackage",
+            (TensorSpec("encoder_step", lambda m: (1, m.d_model, 1)),
+             TensorSpec("decoder_step", lambda m: (1, m.pred_hidden, 1))),
+            ("token_id", "token_prob", "duration"),
+            "joint at one frame plus the greedy TDT decision",
+        ),
+    )
+}
+
+
+def example_inputs(component: Component, modules: ParakeetModules, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Seeded example inputs with the component's contract shapes."""
+    generator = torch.Generator().manual_seed(seed)
+    return tuple(spec.example(modules, generator) for spec in component.inputs)
+
+
+#: coremltools module attributes holding the ``tqdm`` used for its progress bars.
+_PROGRESS_BARS = (
+    ("coremltools.converters.mil.frontend.torch.ops", "_tqdm"),
+    ("coremltools.converters.mil.mil.passes.pass_pipeline", "tqdm"),
+)
+#: Conversion log lines that are expected for every model here and carry no information.
+_ROUTINE_LOGS = (
+    "Saving value type of int64 into a builtin type of int32",
+    "Saving value type of float64 into a builtin type of fp32",
+    "Tuple detected at graph output",
+)
+
+
+class _RoutineLogFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(_ROUTINE_LOGS)
+
+
+@contextlib.contextmanager
+def quiet_conversion(progress: bool = False) -> Iterator[None]:
+    """Hide coremltools' per-pass progress bars and routine log lines during a conversion.
+
+    Also hidden: numpy's "overflow encountered in cast" from coremltools' constant folding
+    in float16 conversions. It comes from ``clamp(min=...)``, whose missing upper bound
+    coremltools writes as float32's maximum; in float16 that bound becomes ``inf``, the same
+    clip. :func:`to_coreml` checks that every non-finite constant is such a bound.
+    Warnings that are not routine (anything else coremltools or torch logs) still show.
+    """
+    import importlib
+
+    patched = []
+    if not progress:
+        for module_name, attr in _PROGRESS_BARS:
+            module = importlib.import_module(module_name)
+            original = getattr(module, attr, None)
+            if original is not None:
+                setattr(module, attr, functools.partial(original, disable=True))
+                patched.append((module, attr, original))
+    log_filter = _RoutineLogFilter()
+    handlers = [logging.lastResort, *logging.getLogger().handlers]
+    for handler in handlers:
+        handler.addFilter(log_filter)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning, "coremltools")
+            yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(log_filter)
+        for module, attr, original in patched:
+            setattr(module, attr, original)
+
+
+@contextlib.contextmanager
+def exact_dft_basis() -> Iterator[None]:
+    """Convert ``torch.stft`` with an exactly rounded DFT basis (coremltools 9.0 fix-up).
+
+    coremltools lowers ``torch.stft`` to a ``conv`` with the basis ``cos/sin(2 pi k n / N)``
+    built by MIL ops in float32 (``lower_complex_dialect_ops._calculate_dft_matrix``): the
+    angle ``2 pi k n`` reaches ~8e5 rad before it is divided by ``N``, so coefficients are off
+    by up to ~5e-5 and NeMo's preprocessor program misses the low-energy mel bins by ~2e-3
+    (measured with :mod:`parakeet_nb.mlprogram.milexec`). Inside this context the basis is computed in
+    float64 with ``k n`` reduced modulo ``N`` and rounded once to float32 (constant ``n_fft``
+    only; anything else falls back to coremltools' own).
+    """
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.mil.passes.defs import lower_complex_dialect_ops as lowering
+
+    original = lowering._calculate_dft_matrix
+
+    def exact(n_fft, onesided=False):
+        if n_fft.val is None:
+            return original(n_fft, onesided=onesided)
+        n = int(n_fft.val)
+        k = np.arange(n // 2 + 1 if onesided else n)
+        angle = 2.0 * np.pi * (np.outer(k, np.arange(n)) % n) / n
+        return mb.const(val=np.cos(angle).astype(np.float32)), mb.const(val=np.sin(angle).astype(np.float32))
+
+    lowering._calculate_dft_matrix = exact
+    try:
+        yield
+    finally:
+        lowering._calculate_dft_matrix = original
+
+
+def trace(wrapper: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
+    """``torch.jit.trace`` in ``no_grad`` mode, tolerating NeMo's tuple outputs."""
+    with torch.no_grad(), warnings.catch_warnings():
+        # NeMo checks shapes with Python ifs; the shapes are fixed by the contract.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        return torch.jit.trace(wrapper.eval(), inputs, strict=False, check_trace=False)
+
+
+def to_coreml(
+    traced: torch.jit.ScriptModule,
+    component: Component,
+    modules: ParakeetModules,
+    precision: Precision = "fp32",
+) -> ct.models.MLModel:
+    """Convert a traced wrapper to an ML Program with float32 (or int32) inputs and outputs.
+
+    ``precision`` selects the compute precision recorded in the program: ``fp32`` keeps
+    every op in float32; ``fp16`` lets coremltools cast internal tensors to float16 (the
+    interface stays float32, so callers need not change), except the float32 island of
+    ``ChunkedPreprocessor(fp16_safe=True)`` (:func:`parakeet_nb.frontend.chunked.fp16_compute_precision`;
+    a program without an island is plain ``FLOAT16``).
+    """
+    if precision not in ("fp32", "fp16"):
+        raise ValueError(f"unknown precision {precision!r}: expected 'fp32' or 'fp16'")
+    inputs = [
+        ct.TensorType(name=spec.name, shape=spec.shape(modules), dtype=spec.dtype)
+        for spec in component.inputs
+    ]
+    # Declared dtypes keep the interface fp32/int32 even when the program computes in fp16.
+    outputs = [
+        ct.TensorType(name=name, dtype=np.int32 if contract_dtype(name) == "int32" else np.float32)
+        for name in component.outputs
+    ]
+    with quiet_conversion(), exact_dft_basis():
+        mlmodel = ct.convert(
+            traced,
+            inputs=inputs,
+            outputs=outputs,
+            convert_to="mlprogram",
+            minimum_deployment_target=DEPLOYMENT_TARGET,
+            compute_precision=ct.precision.FLOAT32 if precision == "fp32" else fp16_compute_precision(),
+            skip_model_load=True,
+        )
+    overflowed = nonfinite_constants(mlmodel._mil_program)
+    if overflowed:
+        raise ValueError(
+            f"{component.name}: {precision} conversion left non-finite constants at "
+            f"{', '.join(overflowed[:5])}{' ...' if len(overflowed) > 5 else ''}: values beyond the "
+            "format's range (float16: 65504); keep those ops in float32 or rescale them"
+        )
+    return mlmodel
+
+
+def nonfinite_constants(program) -> list[str]:
+    """Op inputs of a MIL program that are constants holding inf or NaN, as ``"op_type op.param"``.
+
+    The upper (``beta``) or lower (``alpha``) bound of a ``clip`` is exempt: an unbounded
+    ``clamp`` carries float32's maximum, which is ``inf`` in float16, the same clip.
+    """
+    found = []
+    for function in program.functions.values():
+        for op in function.operations:
+            for param, value in op.inputs.items():
+                if op.op_type == "clip" and param in ("alpha", "beta"):
+                    continue
+                for var in value if isinstance(value, (list, tuple)) else [value]:
+                    val = getattr(var, "val", None)
+                    if val is None:
+                        continue
+                    array = np.asarray(val)
+                    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+                        found.append(f"{op.op_type} {op.name}.{param}")
+    return found
+
+
+def convert(
+    name: str, wrapper: torch.nn.Module, modules: ParakeetModules, precision: Precision = "fp32"
+) -> ct.models.MLModel:
+    """Trace ``wrapper`` on the component's example inputs and convert it."""
+    component = COMPONENTS[name]
+    return to_coreml(trace(wrapper, example_inputs(component, modules)), component, modules, precision)

@@ -1,0 +1,450 @@
+"""Run a Core ML ML Program's ``main`` function op by op in numpy.
+
+Core ML's ``predict`` exists only on macOS, so on Linux nothing checks that a converted
+package computes what its PyTorch source computes. This executor is that check: it walks
+``main.operations`` of a program read by :func:`parakeet_nb.mlprogram.load.load_program` (MIL
+objects from coremltools' own protobuf loader), evaluates every op with a small numpy
+function registered for its op type (:mod:`parakeet_nb.mlprogram.milexec.ops`) and returns the
+function's outputs by name.
+
+It never guesses. An op type it does not implement, a nested block (``cond``,
+``while_loop``), or an attribute value outside what it implements (a pad mode, an LSTM
+activation, ``ceil_mode`` pooling...) raises :class:`UnsupportedOpError` naming the op type,
+the op's name and its position in ``main``, before any computation. Inputs for which an op's
+result is undefined (out-of-bound gather indices, integer division by zero...) raise
+:class:`UndefinedBehaviorError` while running. After every op the produced shape and dtype
+are checked against the ones the program declares.
+
+Usage::
+
+    from parakeet_nb.mlprogram.milexec import MilExecutor, run_program
+    out = run_program("parakeet_encoder.mlpackage", {"mel": mel, "mel_length": n})
+    half = MilExecutor("parakeet_encoder.mlpackage", numerics="fp16")  # prepare once,
+    out16 = half.run({"mel": mel, "mel_length": n})                    # run many times
+
+Numerics
+--------
+``numerics="fp32"``
+    Every tensor keeps the dtype the program declares. fp32 tensors are computed in
+    float32. Tensors the program declares as fp16 (an FP16-precision conversion inserts
+    ``cast`` ops to fp16 and stores fp16 weights) are rounded to float16 when produced, so
+    the program's own casts and fp16 consts are honoured.
+``numerics="fp16"``
+    Additionally every fp32 tensor (inputs, weights and every op output) is rounded to the
+    nearest float16 value, as if the whole program ran in float16 (the Neural Engine
+    computes in float16 whatever precision the program declares). Integer and bool tensors
+    are unaffected. Outputs keep their declared dtype (fp32 outputs hold float16 values).
+``flush_subnormals=True``
+    Every value rounded to float16 whose magnitude is below 2**-14 becomes zero (same sign).
+    Whether a given device flushes float16 subnormals is not documented; run both ways.
+``accumulate="fp64"``
+    Products (``matmul``, ``linear``, ``conv``, ``einsum``, attention, the LSTM's gate
+    projections) accumulate in float64 and are rounded once to the output type, instead of
+    numpy's float32 BLAS. The result no longer depends on a summation order, so parity
+    checks see the program's own deviations rather than float32 accumulation noise (for
+    a log-mel, float32 accumulation alone moves low-energy bins by ~4e-4). Slower, and it
+    converts weights to float64 on every call; the default ``"fp32"`` is what a float32
+    device computes, in some order.
+
+What the float16 emulation is, and is not
+-----------------------------------------
+It is: float16 *storage* of every tensor between ops, with IEEE round-to-nearest-even
+(``70000 -> inf``, ``1e-8 -> 0``, ``3e-5`` stays a subnormal unless flushed), so that the
+range and resolution limits of float16 show up exactly where a float16 program would hit
+them: overflow to inf, loss of small values, coarse steps after large ones.
+
+It is not the Neural Engine's (or the GPU's) arithmetic. Inside an op this executor
+computes in float32 (float64 only where that is the definition, e.g. ``range_1d`` values),
+then rounds the op's output once. The ANE's accumulation order, the internal precision of
+its matmul/conv accumulators, its transcendental-function approximations, and whether it
+fuses ops (keeping an intermediate in higher precision) are not public and not modelled.
+Results of this mode are therefore a *model* of float16 error, good for finding overflow
+and for estimating the size of rounding error, not bit-exact predictions of a device.
+The LSTM is rounded after each internal step (gates, cell, hidden state), as a float16
+kernel would store them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from parakeet_nb.mlprogram.milexec import ops as _ops  # noqa: F401  (registers the op implementations)
+from parakeet_nb.mlprogram.milexec.core import (
+    COMPUTE_DTYPES,
+    FLOAT_TYPES,
+    INT_TYPES,
+    REGISTRY,
+    STORAGE_DTYPES,
+    AmbiguityWarning,
+    ExecutorInternalError,
+    InputValidationError,
+    MilExecError,
+    Accumulate,
+    Numerics,
+    OpContext,
+    OpImpl,
+    UndefinedBehaviorError,
+    UnsupportedOpError,
+    mil_dtype,
+    round_to_fp16,
+)
+
+__all__ = [
+    "AmbiguityWarning",
+    "ExecutorInternalError",
+    "InputValidationError",
+    "MilExecError",
+    "MilExecutor",
+    "UndefinedBehaviorError",
+    "UnsupportedOpError",
+    "run_program",
+    "supported_op_types",
+    "unsupported_ops",
+]
+
+#: Op types whose value coremltools materializes when it loads the program.
+_CONST_LIKE_PREFIX = "constexpr_"
+
+
+def supported_op_types() -> list[str]:
+    """Every op type the executor implements (plus ``const`` and ``constexpr_*``)."""
+    return sorted(REGISTRY)
+
+
+def _is_symbolic(d: Any) -> bool:
+    from coremltools.converters.mil.mil.types.symbolic import is_symbolic
+
+    return is_symbolic(d)
+
+
+def _resolve_function(program: Any, function_name: str):
+    """A MIL ``Function`` from a LoadedProgram, a path, a MIL ``Program`` or a ``Function``."""
+    from coremltools.converters.mil.mil import Function, Program
+
+    if isinstance(program, Function):
+        return program
+    if isinstance(program, (str, os.PathLike)):
+        from parakeet_nb.mlprogram.load import load_program
+
+        program = load_program(program)
+    if hasattr(program, "program") and isinstance(getattr(program, "program"), Program):
+        program = program.program  # a LoadedProgram
+    if isinstance(program, Program):
+        if function_name not in program.functions:
+            raise InputValidationError(
+                f"the program has no function {function_name!r} (it has {', '.join(program.functions)})"
+            )
+        return program.functions[function_name]
+    raise TypeError(
+        "expected a LoadedProgram, a path to an .mlpackage, or a coremltools MIL Program/Function, "
+        f"got {type(program).__name__}"
+    )
+
+
+@dataclass
+class _Out:
+    """A declared output: name, shape (``None`` for a symbolic dim) and MIL dtype."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+
+
+def _declared_shape(var: Any) -> tuple[int | None, ...]:
+    return tuple(None if _is_symbolic(d) else int(d) for d in var.shape)
+
+
+@dataclass
+class _Step:
+    position: int
+    op: Any
+    impl: OpImpl
+    free_after: list[str] = field(default_factory=list)
+    ctx: OpContext | None = None
+    outs: list[_Out] = field(default_factory=list)
+
+
+def _plan(function: Any) -> tuple[list[_Step], list[tuple[int, Any]], list[str]]:
+    """Split ``function.operations`` into const-like ops and executable steps, checking
+    support; returns ``(steps, consts, problems)`` where ``problems`` are the messages of
+    every unsupported op (empty when all are supported)."""
+    ops = list(function.operations)
+    n = len(ops)
+    steps: list[_Step] = []
+    consts: list[tuple[int, Any]] = []
+    problems: list[str] = []
+    for pos, op in enumerate(ops):
+        where = f"op {op.op_type!r} named {op.name!r} (#{pos} of {n} in main)"
+        if op.op_type == "const" or op.op_type.startswith(_CONST_LIKE_PREFIX):
+            if any(v.val is None for v in op.outputs):
+                problems.append(f"{where}: no value was materialized for this constant")
+            consts.append((pos, op))
+            continue
+        if getattr(op, "blocks", None):
+            problems.append(f"{where}: ops with nested blocks (control flow) are not supported")
+            continue
+        impl = REGISTRY.get(op.op_type)
+        if impl is None:
+            problems.append(f"{where}: op type {op.op_type!r} is not implemented by milexec")
+            continue
+        extra = sorted(set(op.inputs) - impl.params)
+        if extra:
+            problems.append(f"{where}: parameter(s) {', '.join(extra)} are not implemented")
+            continue
+        bad = [mil_dtype(v) for v in op.outputs if mil_dtype(v) not in COMPUTE_DTYPES]
+        if bad:
+            problems.append(f"{where}: output dtype(s) {', '.join(bad)} are not supported")
+            continue
+        steps.append(_Step(pos, op, impl))
+    return steps, consts, problems
+
+
+def unsupported_ops(program: Any, function_name: str = "main") -> list[str]:
+    """One message per op the executor cannot run (empty when the whole program runs)."""
+    return _plan(_resolve_function(program, function_name))[2]
+
+
+class MilExecutor:
+    """A prepared program: constants materialized once, then :meth:`run` any number of times.
+
+    ``program`` is a :class:`~parakeet_nb.mlprogram.load.LoadedProgram`, a path to an
+    ``.mlpackage``, or a coremltools MIL ``Program``/``Function`` (e.g. one built with
+    ``@mb.program``). See the module docstring for ``numerics``, ``flush_subnormals`` and
+    ``accumulate``. Raises :class:`UnsupportedOpError` for the first op it cannot run.
+    One executor runs one program at a time (it is not thread-safe); make one per thread.
+    """
+
+    def __init__(
+        self,
+        program: Any,
+        *,
+        numerics: Numerics = "fp32",
+        flush_subnormals: bool = False,
+        accumulate: Accumulate = "fp32",
+        function_name: str = "main",
+    ) -> None:
+        if numerics not in ("fp32", "fp16"):
+            raise ValueError(f"numerics must be 'fp32' or 'fp16', got {numerics!r}")
+        if accumulate not in ("fp32", "fp64"):
+            raise ValueError(f"accumulate must be 'fp32' or 'fp64', got {accumulate!r}")
+        self.numerics: Numerics = numerics
+        self.accumulate: Accumulate = accumulate
+        self.flush_subnormals = bool(flush_subnormals)
+        self.function = _resolve_function(program, function_name)
+        self.n_ops = len(self.function.operations)
+        steps, consts, problems = _plan(self.function)
+        if problems:
+            more = f" (and {len(problems) - 1} more unsupported op(s))" if len(problems) > 1 else ""
+            raise UnsupportedOpError(problems[0] + more)
+        self._steps = steps
+        for step in steps:
+            step.ctx = OpContext(
+                step.op, step.position, self.n_ops, numerics, self.flush_subnormals, accumulate
+            )
+            step.outs = [_Out(v.name, _declared_shape(v), mil_dtype(v)) for v in step.op.outputs]
+        self._inputs = [
+            (name, _declared_shape(var), mil_dtype(var)) for name, var in self.function.inputs.items()
+        ]
+        self._outputs = [(v.name, mil_dtype(v)) for v in self.function.outputs]
+        self._consts: dict[str, Any] = {}
+        for pos, op in consts:
+            for var in op.outputs:
+                self._consts[var.name] = self._prepare_const(var, pos, op)
+        self._schedule_frees()
+
+    # ---- preparation ------------------------------------------------------------------
+    def _rounds(self, dtype: str) -> bool:
+        return dtype == "fp16" or (dtype == "fp32" and self.numerics == "fp16")
+
+    def _prepare_const(self, var: Any, pos: int, op: Any) -> Any:
+        dtype = mil_dtype(var)
+        value = var.val
+        if dtype == "string":
+            return str(value)
+        if dtype not in COMPUTE_DTYPES:
+            raise UnsupportedOpError(
+                f"op {op.op_type!r} named {op.name!r} (#{pos} of {self.n_ops} in main): "
+                f"constant of dtype {dtype} is not supported"
+            )
+        a = np.asarray(value)
+        if dtype in FLOAT_TYPES:
+            a = a.astype(np.float32, copy=False)
+            if self._rounds(dtype):
+                a = round_to_fp16(a, self.flush_subnormals)
+        else:
+            a = a.astype(COMPUTE_DTYPES[dtype], copy=False)
+        return a
+
+    def _schedule_frees(self) -> None:
+        """Drop every intermediate right after its last reader (keeps peak memory low)."""
+        last_use: dict[str, int] = {}
+        for i, step in enumerate(self._steps):
+            for v in step.op.inputs.values():
+                for var in v if isinstance(v, (tuple, list)) else (v,):
+                    last_use[var.name] = i
+        keep = {v.name for v in self.function.outputs} | set(self._consts)
+        for name, i in last_use.items():
+            if name not in keep:
+                self._steps[i].free_after.append(name)
+        for step in self._steps:  # outputs nobody reads: drop at once
+            step.free_after.extend(
+                o.name for o in step.op.outputs if o.name not in last_use and o.name not in keep
+            )
+
+    # ---- inputs -----------------------------------------------------------------------
+    def input_specs(self) -> dict[str, tuple[tuple[int | None, ...], str]]:
+        """``name -> (shape, MIL dtype)`` of the function's inputs (``None`` for a flexible dim)."""
+        return {name: (shape, dtype) for name, shape, dtype in self._inputs}
+
+    def _describe_inputs(self) -> str:
+        return ", ".join(
+            f"{n} {['?' if d is None else d for d in s]} {t}" for n, s, t in self._inputs
+        )
+
+    def _validate_inputs(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        if not isinstance(inputs, Mapping):
+            raise InputValidationError(f"inputs must be a mapping of name -> array, got {type(inputs).__name__}")
+        expected = [name for name, _, _ in self._inputs]
+        missing = [n for n in expected if n not in inputs]
+        extra = [n for n in inputs if n not in expected]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing {', '.join(missing)}")
+            if extra:
+                parts.append(f"unexpected {', '.join(map(str, extra))}")
+            raise InputValidationError(f"{'; '.join(parts)} (the program expects: {self._describe_inputs()})")
+        out: dict[str, np.ndarray] = {}
+        for name, shape, dtype in self._inputs:
+            arr = np.asarray(inputs[name])
+            if arr.ndim != len(shape) or any(d is not None and d != a for d, a in zip(shape, arr.shape)):
+                shown = ["?" if d is None else d for d in shape]
+                raise InputValidationError(
+                    f"input {name!r}: shape {list(arr.shape)} does not match the declared {shown}"
+                )
+            kind = arr.dtype.kind
+            if dtype in FLOAT_TYPES:
+                if kind != "f":
+                    raise InputValidationError(
+                        f"input {name!r}: expects a floating-point array ({dtype}), got {arr.dtype}"
+                    )
+                if self._rounds(dtype):
+                    value = round_to_fp16(arr, self.flush_subnormals)
+                else:
+                    value = arr.astype(np.float32)
+            elif dtype in INT_TYPES:
+                if kind not in "iu":
+                    raise InputValidationError(f"input {name!r}: expects an integer array ({dtype}), got {arr.dtype}")
+                info = np.iinfo(STORAGE_DTYPES[dtype])
+                if arr.size and (arr.min() < info.min or arr.max() > info.max):
+                    raise InputValidationError(f"input {name!r}: values outside the range of {dtype}")
+                value = arr.astype(STORAGE_DTYPES[dtype])
+            elif dtype == "bool":
+                if kind != "b":
+                    raise InputValidationError(f"input {name!r}: expects a bool array, got {arr.dtype}")
+                value = arr.astype(np.bool_)
+            else:
+                raise InputValidationError(f"input {name!r}: dtype {dtype} is not supported")
+            out[name] = value
+        return out
+
+    # ---- running ----------------------------------------------------------------------
+    def _finish(self, value: Any, out: _Out, ctx: OpContext) -> np.ndarray:
+        """Check an op's output against its declared type and apply the numerics mode."""
+        a = np.asarray(value)
+        declared = out.shape
+        if a.ndim != len(declared) or any(d is not None and d != n for d, n in zip(declared, a.shape)):
+            shown = ["?" if d is None else d for d in declared]
+            raise ExecutorInternalError(
+                f"{ctx.where}: output {out.name!r} has shape {list(a.shape)}, the program declares {shown}"
+            )
+        dtype = out.dtype
+        kind = a.dtype.kind
+        if dtype in FLOAT_TYPES:
+            if kind != "f":
+                raise ExecutorInternalError(f"{ctx.where}: output {out.name!r} is {a.dtype}, declared {dtype}")
+            if self._rounds(dtype):
+                return round_to_fp16(a, self.flush_subnormals)
+            return a.astype(np.float32, copy=False)
+        if dtype == "bool":
+            if kind != "b":
+                raise ExecutorInternalError(f"{ctx.where}: output {out.name!r} is {a.dtype}, declared bool")
+            return a
+        if kind not in "iu":
+            raise ExecutorInternalError(f"{ctx.where}: output {out.name!r} is {a.dtype}, declared {dtype}")
+        target = COMPUTE_DTYPES[dtype]
+        if a.dtype != target:
+            info = np.iinfo(target)
+            if a.size and (a.min() < info.min or a.max() > info.max):
+                raise ExecutorInternalError(f"{ctx.where}: output {out.name!r} does not fit {dtype}")
+            a = a.astype(target)
+        return a
+
+    def run(
+        self,
+        inputs: Mapping[str, Any],
+        *,
+        on_op: Callable[[Any, tuple[np.ndarray, ...]], None] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Run ``main`` on ``inputs`` (name -> array) and return its outputs by name.
+
+        Floating inputs of any float dtype are accepted and converted to the declared type;
+        integer inputs must fit the declared integer type. Outputs have their declared
+        dtype (``float16`` arrays for fp16 outputs). ``on_op(op, outputs)`` is called after
+        every executed op with its (rounded) output values, for layer-by-layer inspection.
+        """
+        env: dict[str, Any] = dict(self._consts)
+        env.update(self._validate_inputs(inputs))
+        with np.errstate(all="ignore"):  # IEEE semantics: inf/nan propagate silently
+            for step in self._steps:
+                op = step.op
+                ctx = step.ctx
+                ctx.env = env
+                try:
+                    result = step.impl.fn(ctx)
+                except (MilExecError, Warning):  # ours, or a warning turned into an error
+                    raise
+                except Exception as exc:  # a numpy error means a bug or an inconsistent program
+                    raise ExecutorInternalError(f"{ctx.where}: {type(exc).__name__}: {exc}") from exc
+                results = result if isinstance(result, tuple) else (result,)
+                if len(results) != len(step.outs):
+                    raise ExecutorInternalError(
+                        f"{ctx.where}: produced {len(results)} outputs, the program declares {len(step.outs)}"
+                    )
+                finished = tuple(self._finish(v, out, ctx) for v, out in zip(results, step.outs))
+                for out, v in zip(step.outs, finished):
+                    env[out.name] = v
+                if on_op is not None:
+                    on_op(op, finished)
+                for name in step.free_after:
+                    env.pop(name, None)
+            for step in self._steps:  # do not keep this run's values alive
+                step.ctx.env = {}
+        return {
+            name: np.array(env[name], dtype=STORAGE_DTYPES.get(dtype), copy=True)
+            for name, dtype in self._outputs
+        }
+
+
+def run_program(
+    lp_or_path: Any,
+    inputs: Mapping[str, Any],
+    *,
+    numerics: Numerics = "fp32",
+    flush_subnormals: bool = False,
+    accumulate: Accumulate = "fp32",
+) -> dict[str, np.ndarray]:
+    """Run a program's ``main`` function once and return its outputs by name.
+
+    ``lp_or_path`` is a :class:`~parakeet_nb.mlprogram.load.LoadedProgram`, a path to an
+    ``.mlpackage``, or a coremltools MIL ``Program``/``Function``. To run one program many
+    times, build a :class:`MilExecutor` once (constants are prepared in its constructor).
+    """
+    return MilExecutor(
+        lp_or_path, numerics=numerics, flush_subnormals=flush_subnormals, accumulate=accumulate
+    ).run(inputs)

@@ -1,0 +1,5 @@
+"""Speech in, words out: the end-to-end pipeline over PyTorch modules or exported packages.
+
+* :mod:`~parakeet_nb.transcribe.pipeline`: waveform -> mel -> encoder -> TDT greedy decoding,
+  split, chunked or fused.
+"""
