@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from parakeet_nb.paths import show
+from parakeet_nb.progress import StepProgress
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     out = build / "parakeet_coreml"
     print(f"[1/3] exporting the tiny model's components to {show(out)}/", flush=True)
-    result = exporter.export(presets.build("tiny"), out, progress=lambda n: print(f"      {n}", flush=True))
+    components = exporter.select(None)
+    with StepProgress(len(components), verb="exported", stream=sys.stdout) as progress:
+        result = exporter.export(presets.build("tiny"), out, progress=progress)
     print(result.table())
 
     reports = build / "reports"

@@ -8,8 +8,12 @@ HTML renderings elsewhere (what ``make run`` does).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -18,6 +22,33 @@ from nbclient import NotebookClient
 from parakeet_nb.paths import ROOT
 
 NOTEBOOK_DIR = ROOT / "notebooks"
+
+#: Lines a kernel writes to its own stderr that say nothing to a reader: ipykernel warns at
+#: every start that it runs over TCP without encryption (``ipykernel/kernelapp.py``,
+#: ``init_sockets``); nbclient starts it on loopback, and IPC transport breaks with the
+#: per-notebook working folder (relative socket paths). Matched exactly, nothing else.
+KERNEL_NOISE: tuple[str, ...] = ("Kernel is running over TCP without encryption.",)
+
+
+@contextmanager
+def _kernel_stderr() -> Iterator[int]:
+    """A pipe for the kernel process's stderr that forwards every line but :data:`KERNEL_NOISE`."""
+    read_end, write_end = os.pipe()
+
+    def pump() -> None:
+        with os.fdopen(read_end, "r", errors="replace") as lines:
+            for line in lines:
+                if not any(noise in line for noise in KERNEL_NOISE):
+                    sys.stderr.write(line)
+                    sys.stderr.flush()
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        yield write_end
+    finally:
+        os.close(write_end)
+        thread.join(timeout=10)
 
 
 def notebook_paths() -> list[Path]:
@@ -33,10 +64,11 @@ def execute(path: Path, out: Path | None = None, timeout: int = 600) -> float:
     """
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", record_timing=False,
-        resources={"metadata": {"path": str(path.parent)}},
-    ).execute()
+    with _kernel_stderr() as stderr:
+        NotebookClient(
+            nb, timeout=timeout, kernel_name="python3", record_timing=False,
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute(stderr=stderr)
     seconds = time.perf_counter() - start
     target = out or path
     tmp = target.with_suffix(".ipynb.tmp")
