@@ -8,14 +8,16 @@ import json
 import os
 import platform
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from parakeet_nb.paths import ROOT
 from parakeet_nb.digits.evaluation import Evaluation
-from parakeet_nb.digits.training import TrainConfig, TrainResult
+
+if TYPE_CHECKING:  # training writes the card: a runtime import would be circular
+    from parakeet_nb.digits.training import TrainConfig, TrainResult
 
 
 MODEL_CARD = ROOT / "data" / "digits_tdt.md"

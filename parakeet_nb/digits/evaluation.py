@@ -12,10 +12,9 @@ from typing import Any
 import torch  # noqa: E402
 
 from parakeet_nb import _quiet  # noqa: E402
-from parakeet_nb.model.presets import ParakeetModules
+from parakeet_nb.model.presets import TDT_DURATIONS, ParakeetModules
 from parakeet_nb.paths import ROOT
 from parakeet_nb.digits.corpus import BUILD_DIR, Example, TEST_DIR, collate, load_split
-from parakeet_nb.digits.training import DIGITS_PRESET
 from parakeet_nb.digits.wer import wer, word_errors
 
 _quiet.import_heavy()
@@ -33,7 +32,7 @@ def modules_of(model: Any) -> ParakeetModules:
 
     return ParakeetModules(
         preprocessor=model.preprocessor, encoder=model.encoder, decoder=model.decoder, joint=model.joint,
-        durations=_durations(model.cfg) or DIGITS_PRESET.durations, source="training",
+        durations=_durations(model.cfg) or TDT_DURATIONS, source="training",
         tokenizer=getattr(model, "tokenizer", None),
     )
 
