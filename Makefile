@@ -10,7 +10,7 @@ BUILD  := build
 EXPORT := $(BUILD)/parakeet_coreml
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600
 
-.PHONY: setup run test test-unit test-notebooks test-slow bench lab site train-digits data constraints clean
+.PHONY: setup run test test-unit test-notebooks test-slow test-optests bench lab site train-digits data constraints clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,11 @@ test-notebooks: setup
 ## Minutes of work with the full-size preset (not part of `make test`).
 test-slow: setup
 	$(PY) -m pytest tests -m slow
+
+## coremltools' own MIL op tests (every iOS14-iOS18 file), predicted by milexec: hours on 2 cores.
+## `make test` runs a subset that covers every op type milexec implements.
+test-optests: setup
+	$(PY) bench/optests.py
 
 ## Speed and numerical-error report.
 bench: setup

@@ -1,6 +1,8 @@
 """Benchmark: export time of every tiny component, and of the full-size encoder.
 
-Prints a table with wall time per component and the peak resident memory of this
+Prints, for the default ``auto`` precision profile and for ``fp32``, a table with wall
+time per component and the total, then the ratio auto / fp32 (goal of issue 14: at most
+1.5; one run each, so a busy machine moves it), the peak resident memory of this
 process, plus the machine and versions. The full encoder (Parakeet TDT 0.6B shapes,
 d_model 1024, 24 layers, seeded random weights) is converted once with fp32 precision;
 skip it with ``--tiny-only``.
@@ -32,9 +34,16 @@ def main() -> None:
     print(machine_summary())
     with tempfile.TemporaryDirectory() as tmp:
         tiny = presets.build("tiny")
-        print("\ntiny preset, every component (trace + checks + convert + save + audit):")
-        result = exporter.export(tiny, Path(tmp) / "tiny")
-        print(result.table())
+        totals = {}
+        for profile in ("auto", "fp32"):
+            print(f"\ntiny preset, every component, --precision {profile} (trace + checks + convert + save + audit + plan):")
+            start = time.perf_counter()
+            result = exporter.export(tiny, Path(tmp) / f"tiny_{profile}", precision=profile)
+            totals[profile] = time.perf_counter() - start
+            print(result.table())
+            print(f"  total {totals[profile]:.1f} s")
+        ratio = totals["auto"] / totals["fp32"]
+        print(f"\nauto / fp32 export time: {ratio:.2f} (goal <= 1.5: {'met' if ratio <= 1.5 else 'not met'})")
         if args.tiny_only:
             return
         print("\nfull preset (Parakeet TDT 0.6B shapes), encoder only:")

@@ -21,6 +21,7 @@ SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("export_speed.py", ()),
     ("milexec_speed.py", ("--parity",)),
     ("program_parity.py", ()),
+    ("long_audio.py", ()),
     ("notebook_times.py", ()),
 )
 

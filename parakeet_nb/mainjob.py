@@ -57,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         diagrams.plot_plan(plan, reports / f"{stem}.plan.png")
         verdict = "clean" if report.clean else f"over the limits: {report.first_error_text}"
         print(f"      {component.file}: audit {verdict}")
-        print(f"      {'':<{len(component.file)}}  plan with {units}: ANE validation {'passes' if plan.valid else 'FAILS'}")
+        ops = plan.counts()
+        print(f"      {'':<{len(component.file)}}  {component.precision['used']}-typed, plan with {units} (predicted): "
+              f"ANE {ops['ANE']} / GPU {ops['GPU']} / CPU {ops['CPU']} ops, "
+              f"ANE validation {'passes' if plan.valid else 'FAILS'}")
 
     if not args.skip_notebooks:
         from parakeet_nb.teach.notebooks import execute_all

@@ -4,7 +4,8 @@ The expensive things are made once per test session and shared:
 
 * ``tiny_modules``: the ``tiny`` preset's NeMo modules (``presets.build("tiny")``).
 * ``tiny_export`` / ``tiny_export_result``: every component of the tiny preset exported
-  once with :func:`parakeet_nb.coreml.export.export` (fp32). **Read-only**: a test that wants to
+  once with :func:`parakeet_nb.coreml.export.export` (default `auto` precision profile: fp16
+  compute for the ANE components, fp32 for `preprocessor` and `mel_encoder`). **Read-only**: a test that wants to
   change the folder copies it first (``shutil.copytree``).
 * ``tiny_nemo``: a small ``.nemo`` TDT checkpoint made offline with
   :func:`parakeet_nb.model.checkpoint.save_tiny_checkpoint` (random weights, SentencePiece

@@ -10,13 +10,26 @@ from parakeet_nb.ane.layout import device_error_text
 
 
 def test_plan_greedy_fails_the_fused_model_with_the_device_text(tiny_export, capsys, tmp_path):
+    """The default export keeps the fused model float32 (CPU/GPU); read as if fp16-typed it fails."""
     png = tmp_path / "plan.png"
     code = cli.main(["plan", str(tiny_export / "parakeet_mel_encoder.mlpackage"),
-                     "--compute-units", "CPU_AND_NE", "--png", str(png), "--json"])
+                     "--compute-units", "CPU_AND_NE", "--png", str(png), "--json", "--assume-fp16"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 1 and not doc["valid"]
     assert doc["validation_error"] == device_error_text("N1D1C1H1W240000")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plan_typed_default_fails_an_fp16_fused_model(tiny_modules, capsys, tmp_path):
+    """What users ship when they convert at coremltools' default (FLOAT16): the typed reading fails it."""
+    from parakeet_nb.coreml.export import export
+
+    export(tiny_modules, tmp_path / "fp16", only=["mel_encoder"], precision="fp16")
+    fused = str(tmp_path / "fp16" / "parakeet_mel_encoder.mlpackage")
+    code = cli.main(["plan", fused, "--compute-units", "CPU_AND_NE", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 1 and doc["typed_execution"] and doc["validation_error"] == device_error_text("N1D1C1H1W240000")
+    assert cli.main(["plan", fused, "--compute-units", "CPU_AND_GPU"]) == 0  # no ANE, no failure
 
 
 @pytest.mark.parametrize("name", ["parakeet_encoder.mlpackage", "parakeet_mel_encoder_chunked.mlpackage"])

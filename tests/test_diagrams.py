@@ -1,6 +1,8 @@
 """Tests of the partition diagrams (parakeet_nb.teach.diagrams): real properties of the figures.
 
 Uses the tiny fused and split encoder packages from conftest's session-wide ``tiny_export``.
+Those are float32 programs, which typed execution keeps off the ANE, so the plans here use
+the planner's untyped reading (``typed_execution=False``) to have ANE segments to draw.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from parakeet_nb.teach import diagrams
 from parakeet_nb.ane.audit import audit
 from parakeet_nb.coreml.convert import COMPONENTS
 from parakeet_nb.ane.layout import WIDTH_LIMIT
-from parakeet_nb.ane.planner import plan
+from parakeet_nb.ane import planner
+from parakeet_nb.frontend.recipe import MEL_FRAMES, N_MELS
 from parakeet_nb.mlprogram.load import load_program
 
 
@@ -28,6 +31,11 @@ def fused(tiny_export):
 @pytest.fixture(scope="module")
 def encoder(tiny_export):
     return load_program(tiny_export / COMPONENTS["encoder"].file)
+
+
+def plan(program, compute_units, policy):
+    """The planner's untyped reading: the tiny packages are float32 (see the module docstring)."""
+    return planner.plan(program, compute_units, policy, typed_execution=False)
 
 
 def _collections(fig: Figure, prefix: str) -> dict[str, PolyCollection]:
@@ -125,3 +133,46 @@ def test_plot_largest_axes_normalised_positions(fused, encoder):
     for line in (line for line in fig.axes[0].lines if line.get_gid() != "ane-limit"):
         xs = line.get_xdata()
         assert min(xs) == 0.0 and max(xs) <= 1.0
+
+
+def test_ticks_are_round_op_indices_at_the_first_op_reaching_them(fused):
+    p = plan(fused, "CPU_AND_NE", "greedy")
+    shown = diagrams.displayed_ops(p)
+    ticks = diagrams.op_index_ticks(p)
+    assert 3 <= len(ticks) <= 9
+    values = [v for _, v in ticks]
+    step = min(b - a for a, b in zip(values, values[1:]))
+    assert step in diagrams._TICK_STEPS and all(v % step == 0 for v in values)
+    positions = [pos for pos, _ in ticks]
+    assert positions == sorted(set(positions)) and positions[0] > 0
+    for pos, value in ticks:
+        assert shown[pos].index >= value > shown[pos - 1].index
+    fig = diagrams.plot_plan(p)
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == [str(v) for v in values]
+
+
+def test_stage_border_follows_the_last_op_making_the_mel(fused, encoder, tiny_export):
+    p = plan(fused, "CPU_AND_NE", "greedy")
+    border = diagrams.stage_border(p)
+    shown = diagrams.displayed_ops(p)
+    assert border is not None and 0 < border < len(shown)
+    mel_makers = {t.producer for t in p.tensors.values()
+                  if t.producer is not None and not t.const and t.shape == (1, N_MELS, MEL_FRAMES)}
+    assert shown[border - 1].index <= max(mel_makers) < shown[border].index
+    fig = diagrams.plot_plan(p)
+    (line,) = [ln for ln in fig.axes[0].lines if ln.get_gid() == "stage-border"]
+    assert line.get_xdata()[0] == border
+    # an encoder alone makes no mel; a preprocessor alone ends with it: no border in either
+    assert diagrams.stage_border(plan(encoder, "CPU_AND_NE", "greedy")) is None
+    pre = plan(tiny_export / COMPONENTS["preprocessor"].file, "CPU_AND_NE", "greedy")
+    assert diagrams.stage_border(pre) is None
+
+
+def test_ane_segments_are_numbered_from_one_in_each_diagram(fused):
+    for policy in ("greedy", "conservative"):
+        p = plan(fused, "CPU_AND_NE", policy)
+        fig = diagrams.plot_plan(p)
+        labels = [t.get_text() for t in fig.axes[0].texts if t.get_text().startswith("ANE #")]
+        numbers = [int(label.split("#")[1].split()[0].rstrip(":")) for label in labels]
+        assert numbers == list(range(1, min(len(p.ane_segments()), 4) + 1)), labels

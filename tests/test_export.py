@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import platform
 import shutil
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from parakeet_nb import cli  # noqa: E402
 from parakeet_nb.ane import compute_units  # noqa: E402
 from parakeet_nb.coreml import export as exporter  # noqa: E402
 from parakeet_nb.ane.audit import audit  # noqa: E402
-from parakeet_nb.coreml.convert import COMPONENTS  # noqa: E402
+from parakeet_nb.coreml.convert import COMPONENTS, Fp32OnlyDesignError, component_precision  # noqa: E402
 from parakeet_nb.model.presets import PRESETS  # noqa: E402
 from parakeet_nb.mlprogram.load import load_program  # noqa: E402
 
@@ -85,11 +86,17 @@ CONTRACT: dict[str, tuple[str, list[tuple], list[tuple]]] = {
         [("encoder_step", [1, D, 1], "fp32"), ("decoder_step", [1, H, 1], "fp32")],
         [("token_id", [1, 1, 1], "int32"), ("token_prob", [1, 1, 1], "fp32"), ("duration", [1, 1, 1], "int32")],
     ),
+    # Opt-in (``--only``): FluidAudio's JointDecisionv3; K = min(64, V + 1) candidates.
+    "joint_decision_topk": (
+        "parakeet_joint_decision_topk.mlpackage",
+        [("encoder_step", [1, D, 1], "fp32"), ("decoder_step", [1, H, 1], "fp32")],
+        [("token_id", [1, 1, 1], "int32"), ("token_prob", [1, 1, 1], "fp32"), ("duration", [1, 1, 1], "int32"),
+         ("top_k_ids", [1, 1, 1, min(64, V + 1)], "int32"), ("top_k_logits", [1, 1, 1, min(64, V + 1)], "fp32")],
+    ),
 }
 
-#: The components the exporter knows today, in its order (design.md also lists the chunked
-#: front ends; they are checked here as soon as ``COMPONENTS`` has them).
-EXPORTED: list[str] = [name for name in COMPONENTS if name in CONTRACT]
+#: The components a default export writes, in the exporter's order.
+EXPORTED: list[str] = [name for name in exporter.select(None) if name in CONTRACT]
 #: Components with no tensor over the ANE limits.
 WITHIN_LIMITS = [n for n in EXPORTED if n not in ("preprocessor", "mel_encoder")]
 
@@ -137,7 +144,7 @@ def test_the_contract_table_matches_design_md():
     assert set(COMPONENTS) <= set(CONTRACT), "a component that design.md does not list"
     core = ["preprocessor", "encoder", "mel_encoder", "decoder", "joint", "joint_decision"]
     assert [n for n in COMPONENTS if n in core] == core
-    for name in EXPORTED:
+    for name in COMPONENTS:
         file, inputs, outputs = CONTRACT[name]
         component = COMPONENTS[name]
         assert component.file == file
@@ -148,7 +155,7 @@ def test_the_contract_table_matches_design_md():
 def test_every_contract_file_and_metadata_are_written(tiny_export):
     names = sorted(p.name for p in tiny_export.iterdir())
     files = [CONTRACT[n][0] for n in EXPORTED]
-    assert names == sorted(files + ["metadata.json"])
+    assert names == sorted(files + ["compile.sh", "metadata.json"])
     for file in files:
         assert (tiny_export / file / "Manifest.json").is_file()
         assert (tiny_export / file / "Data" / "com.apple.CoreML" / "model.mlmodel").is_file()
@@ -191,11 +198,13 @@ def test_metadata_inputs_and_outputs_follow_the_contract(tiny_export, name):
 def test_metadata_precision_is_what_the_program_computes_in(tiny_export, name):
     entry = _metadata(tiny_export)["components"][name]
     counts = _dtype_counts(tiny_export / CONTRACT[name][0])
+    profile = entry["precision"]["profile"]
+    requested = component_precision(profile, name)
     assert entry["precision"] == {
-        "requested": "fp32", "used": "fp32",
+        "profile": profile, "requested": requested, "used": requested,
         "op_outputs_fp16": counts["fp16"], "op_outputs_fp32": counts["fp32"],
     }
-    assert counts["fp16"] == 0 and counts["fp32"] > 0
+    assert (counts["fp16"] > 0) == (requested == "fp16") and counts["fp32"] > 0
 
 
 @pytest.mark.parametrize("name", EXPORTED)
@@ -229,11 +238,42 @@ def test_waveform_components_are_recommended_cpu_and_gpu(tiny_export, name):
 
 
 @pytest.mark.parametrize("name", WITHIN_LIMITS)
-def test_components_within_the_limits_are_recommended_cpu_and_ne(tiny_export, name):
-    units = _metadata(tiny_export)["components"][name]["compute_units"]
-    assert units["compute_units"] == "CPU_AND_NE"
-    assert units["swift"] == ".cpuAndNeuralEngine"
-    assert "within the ANE limits" in units["reason"]
+def test_components_within_the_limits_follow_typed_execution(tiny_export, name):
+    entry = _metadata(tiny_export)["components"][name]
+    units = entry["compute_units"]
+    if entry["precision"]["used"] == "fp16":
+        assert units["compute_units"] == "CPU_AND_NE"
+        assert units["swift"] == ".cpuAndNeuralEngine"
+        assert "within the ANE limits" in units["reason"]
+    else:
+        assert units["compute_units"] == "CPU_AND_GPU"
+        assert units["reason"].startswith("fp32-typed: Core ML runs it on CPU/GPU")
+
+
+@pytest.mark.parametrize("name", EXPORTED)
+def test_no_fp32_typed_component_is_recommended_the_ane(tiny_export, name):
+    entry = _metadata(tiny_export)["components"][name]
+    if entry["precision"]["used"] == "fp32":
+        assert entry["compute_units"]["compute_units"] in ("CPU_ONLY", "CPU_AND_GPU")
+        assert "fp32-typed: Core ML runs it on CPU/GPU" in entry["compute_units"]["reason"]
+
+
+@pytest.mark.parametrize("name", EXPORTED)
+def test_metadata_placement_is_the_typed_plan_under_the_recommended_units(tiny_export, name):
+    from parakeet_nb.ane.planner import plan
+
+    entry = _metadata(tiny_export)["components"][name]
+    units = entry["compute_units"]["compute_units"]
+    counts = plan(tiny_export / CONTRACT[name][0], units, "greedy", typed_execution=True).counts()
+    assert entry["placement"] == {
+        "predicted": True, "compute_units": units, "policy": "greedy", "typed_execution": True,
+        "ops": {"ANE": counts["ANE"], "GPU": counts["GPU"], "CPU": counts["CPU"]},
+    }
+    assert sum(entry["placement"]["ops"].values()) == entry["ops"]
+    if units != "CPU_AND_NE":
+        assert entry["placement"]["ops"]["ANE"] == 0
+    elif name in ("encoder", "joint", "mel_encoder_chunked"):
+        assert entry["placement"]["ops"]["ANE"] > 0
 
 
 def test_the_decoder_recommendation_says_the_lstm_runs_on_cpu(tiny_export):
@@ -250,15 +290,18 @@ def test_export_result_matches_what_was_written(tiny_export_result, tiny_export)
     rows = {line.split()[0]: line for line in table[1:]}
     assert set(rows) == set(EXPORTED)
     assert "OVER" in rows["mel_encoder"] and "CPU_AND_GPU" in rows["mel_encoder"]
-    assert "clean" in rows["encoder"] and "CPU_AND_NE" in rows["encoder"]
+    encoder = tiny_export_result.components[EXPORTED.index("encoder")]
+    assert "clean" in rows["encoder"] and encoder.recommendation.units in rows["encoder"]
+    assert encoder.precision["used"] in rows["encoder"].split()
 
 
 def test_recommend_is_derived_from_the_audit(tiny_export):
     clean = audit(tiny_export / CONTRACT["joint"][0])
-    assert compute_units.recommend(clean, {"linear"}).units == "CPU_AND_NE"
-    assert "LSTM" in compute_units.recommend(clean, {"lstm"}).reason
+    assert compute_units.recommend(clean, {"linear"}, "fp16").units == "CPU_AND_NE"
+    assert compute_units.recommend(clean, {"linear"}, "fp32").units == "CPU_AND_GPU"
+    assert "LSTM" in compute_units.recommend(clean, {"lstm"}, "fp16").reason
     over = audit(tiny_export / CONTRACT["preprocessor"][0])
-    assert compute_units.recommend(over, {"lstm"}).units == "CPU_AND_GPU"
+    assert compute_units.recommend(over, {"lstm"}, "fp16").units == "CPU_AND_GPU"
 
 
 # --------------------------------------------------------------------------- precision
@@ -272,7 +315,7 @@ def test_fp16_records_fp16_and_keeps_float32_io(tmp_path, capsys):
     counts = _dtype_counts(out / "parakeet_joint.mlpackage")
     assert counts["fp16"] > 0
     assert entry["precision"] == {
-        "requested": "fp16", "used": "fp16",
+        "profile": "fp16", "requested": "fp16", "used": "fp16",
         "op_outputs_fp16": counts["fp16"], "op_outputs_fp32": counts["fp32"],
     }
     file, inputs, outputs = CONTRACT["joint"]
@@ -304,9 +347,10 @@ def test_only_replaces_just_those_packages_and_keeps_the_other_entries(tiny_modu
     joint = "parakeet_joint.mlpackage"
     assert after[joint][0] != before[joint][0]  # a new package moved into place
     for key in before:
-        if key.startswith(joint) or key == "metadata.json":
+        if key.startswith(joint) or key in ("metadata.json", "compile.sh"):
             continue
         assert after[key] == before[key], key  # untouched: same inode, mtime, bytes
+    assert after["compile.sh"][2] == before["compile.sh"][2]  # rewritten, the same packages
     new = _metadata(out)
     assert list(new["components"]) == EXPORTED
     for name in EXPORTED:
@@ -317,7 +361,8 @@ def test_only_replaces_just_those_packages_and_keeps_the_other_entries(tiny_modu
 
 
 def test_select_validates_names():
-    assert exporter.select(None) == list(COMPONENTS)
+    assert exporter.select(None) == [n for n in COMPONENTS if n != "joint_decision_topk"]  # opt-in only
+    assert exporter.select(["joint_decision_topk"]) == ["joint_decision_topk"]
     assert exporter.select(["joint", "encoder"]) == ["encoder", "joint"]  # contract order
     with pytest.raises(ValueError, match="unknown components bogus, nope"):
         exporter.select(["joint", "bogus", "nope"])
@@ -488,3 +533,79 @@ def test_nonfinite_constants_flags_overflow_but_not_unbounded_clips():
 
     found = nonfinite_constants(prog)
     assert len(found) == 1 and found[0].startswith("mul scaled.")
+
+
+# --------------------------------------------------------------------------- profiles (issue 14)
+
+
+def test_the_precision_profiles():
+    ane = ["encoder", "preprocessor_chunked", "mel_encoder_chunked", "decoder", "joint", "joint_decision"]
+    assert {n for n in COMPONENTS if component_precision("auto", n) == "fp32"} == {"preprocessor", "mel_encoder"}
+    assert {component_precision("auto", n) for n in ane} == {"fp16"}
+    assert {component_precision("fp32", n) for n in COMPONENTS} == {"fp32"}
+    assert {component_precision("fp16", n) for n in COMPONENTS} == {"fp16"}
+    with pytest.raises(ValueError, match="unknown precision 'bf16'"):
+        component_precision("bf16", "encoder")
+    import inspect
+
+    assert inspect.signature(exporter.export).parameters["precision"].default == "auto"
+    assert cli.build_parser().parse_args(["export"]).precision == "auto"
+
+
+@pytest.fixture(scope="module")
+def encoders(tiny_modules, tmp_path_factory):
+    """The tiny encoder exported with the default profile and with fp32: ``{profile: folder}``."""
+    tmp = tmp_path_factory.mktemp("encoders")
+    exporter.export(tiny_modules, tmp / "auto", only=["encoder"])
+    exporter.export(tiny_modules, tmp / "fp32", only=["encoder"], precision="fp32")
+    return {"auto": tmp / "auto", "fp32": tmp / "fp32"}
+
+
+def test_default_plans_show_ane_ops_for_the_default_encoder_and_none_for_fp32(encoders):
+    from parakeet_nb.ane.planner import plan
+
+    package = COMPONENTS["encoder"].file
+    default = plan(encoders["auto"] / package)
+    assert default.typed_execution and default.precision == "fp16" and default.counts()["ANE"] > 0
+    fp32 = plan(encoders["fp32"] / package)
+    assert fp32.precision == "fp32" and fp32.counts()["ANE"] == 0
+    assert any(n.startswith("fp32-typed: Core ML runs it on CPU/GPU") for n in fp32.notes)
+    untyped = plan(encoders["fp32"] / package, typed_execution=False)  # the hypothetical reading
+    assert untyped.counts()["ANE"] > 0 and any("untyped, hypothetical" in n for n in untyped.notes)
+    meta = {p: _metadata(f)["components"]["encoder"] for p, f in encoders.items()}
+    assert meta["auto"]["compute_units"]["compute_units"] == "CPU_AND_NE"
+    assert meta["auto"]["placement"]["ops"]["ANE"] > 0
+    assert meta["fp32"]["compute_units"]["compute_units"] == "CPU_AND_GPU"
+    assert meta["fp32"]["placement"]["ops"]["ANE"] == 0
+
+
+def test_compile_script_compiles_every_package_of_the_folder(encoders, tiny_modules, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(encoders["auto"], out)
+    exporter.export(tiny_modules, out, only=["joint"])  # keeps the encoder: both in compile.sh
+    script = (out / "compile.sh").read_text()
+    lines = script.splitlines()
+    assert lines[0] == "#!/bin/sh" and "set -eu" in lines
+    assert lines[-2:] == [
+        'xcrun coremlcompiler compile "$here/parakeet_encoder.mlpackage" "$out"',
+        'xcrun coremlcompiler compile "$here/parakeet_joint.mlpackage" "$out"',
+    ]
+    assert script == exporter.compile_script(["parakeet_encoder.mlpackage", "parakeet_joint.mlpackage"])
+
+
+@pytest.mark.skipif(platform.system() == "Darwin", reason="checks the non-macOS refusal")
+def test_compile_is_refused_off_macos_before_anything_is_done(tiny_modules, tmp_path, capsys):
+    with pytest.raises(exporter.CompileUnavailable, match="--compile needs macOS.*compile.sh"):
+        exporter.export(tiny_modules, tmp_path / "out", only=["joint"], compile=True)
+    assert cli.main(["export", "--only", "joint", "--compile", "--out", str(tmp_path / "cli"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("parakeet-nb export: error: --compile needs macOS") and "\n" not in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cli").exists() and not _leftovers(tmp_path)
+
+
+def test_the_fp32_only_chunked_design_is_refused_at_fp16(tiny_modules):
+    from parakeet_nb.coreml.convert import convert
+    from parakeet_nb.frontend.chunked import ChunkedPreprocessor
+
+    with pytest.raises(Fp32OnlyDesignError, match=r"fp16_safe=False.*fp16_safe=True"):
+        convert("preprocessor_chunked", ChunkedPreprocessor(), tiny_modules, "fp16")

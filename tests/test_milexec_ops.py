@@ -116,12 +116,13 @@ def test_float_floor_div():
     np.testing.assert_array_equal(out, torch.div(t(x), t(y), rounding_mode="floor").numpy())
 
 
-def test_integer_real_div_only_when_exact():
-    x, y = np.array([-8, 9, 0], np.int32), np.array([2, -3, 7], np.int32)
+def test_integer_real_div_truncates_toward_zero():
+    """As coremltools' op tests expect (``np.array(x / y, dtype=np.int32)``)."""
+    x, y = np.array([-8, 9, 0, -7, 7, 10], np.int32), np.array([2, -3, 7, 2, -2, 11], np.int32)
     out = run(lambda x, y: mb.real_div(x=x, y=y), x, y)
-    assert out.dtype == np.int32 and out.tolist() == [-4, -3, 0]
-    with pytest.raises(UndefinedBehaviorError, match="inexact"):
-        run(lambda x, y: mb.real_div(x=x, y=y), np.array([-7], np.int32), np.array([2], np.int32))
+    assert out.dtype == np.int32 and out.tolist() == [-4, -3, 0, -3, -3, 0]
+    with pytest.raises(UndefinedBehaviorError, match="zero"):
+        run(lambda x, y: mb.real_div(x=x, y=y), np.array([7], np.int32), np.array([0], np.int32))
 
 
 def test_mod_refuses_mixed_signs():
@@ -612,11 +613,11 @@ def test_lstm_against_torch(direction, output_sequence):
 # ------------------------------------------------------------------------------------
 
 def test_unsupported_op_type_is_named_with_position():
-    prog = build(lambda x: mb.space_to_depth(x=mb.relu(x=x), block_size=2), randn(1, 1, 4, 4))
+    prog = build(lambda x: mb.resize_bilinear(x=mb.relu(x=x), target_size_height=8, target_size_width=8), randn(1, 1, 4, 4))
     with pytest.raises(UnsupportedOpError) as err:
         MilExecutor(prog)
     msg = str(err.value)
-    assert "'space_to_depth'" in msg and "space_to_depth_0" in msg and "#" in msg and "of" in msg
+    assert "'resize_bilinear'" in msg and "resize_bilinear_0" in msg and "#" in msg and "of" in msg
 
 
 def test_unsupported_attribute_values_are_refused():
@@ -684,3 +685,100 @@ def test_ties_in_topk_warn():
         warnings.simplefilter("error", AmbiguityWarning)
         with pytest.raises(AmbiguityWarning):
             run(lambda x: mb.topk(x=x, k=1), np.array([[2.0, 2.0, 1.0]], np.float32))
+
+
+# ---- ops added with coremltools' op test suite (tests/coremltools_suite) ----------------
+
+
+def test_pixel_shuffle_and_depth_space_blocks():
+    x = randn(2, 8, 3, 5)
+    out = run(lambda x: mb.pixel_shuffle(x=x, upscale_factor=2), x)
+    np.testing.assert_array_equal(out, F.pixel_shuffle(t(x), 2).numpy())
+    y = randn(2, 2, 6, 4)
+    out = run(lambda x: mb.pixel_unshuffle(x=x, downscale_factor=np.uint32(2)), y, opset=IOS16)
+    np.testing.assert_array_equal(out, F.pixel_unshuffle(t(y), 2).numpy())
+    # depth_to_space is TensorFlow's DCR order: channel (i*b + j) * C_out + c
+    d = np.arange(8, dtype=np.float32).reshape(1, 8, 1, 1)
+    out = run(lambda x: mb.depth_to_space(x=x, block_size=2), d)
+    np.testing.assert_array_equal(out[0, :, :, :], [[[0, 2], [4, 6]], [[1, 3], [5, 7]]])
+    back = run(lambda x: mb.space_to_depth(x=mb.depth_to_space(x=x, block_size=2), block_size=2), x)
+    np.testing.assert_array_equal(back, x)
+
+
+def test_space_to_batch_matches_the_suite_example_and_round_trips():
+    x = np.arange(1, 17, dtype=np.float32).reshape(2, 1, 2, 4)
+    out = run(lambda x: mb.space_to_batch(x=x, block_shape=[2, 2], paddings=[[0, 0], [2, 0]]), x)
+    np.testing.assert_array_equal(out[:, 0, 0], [[0, 1, 3], [0, 9, 11], [0, 2, 4], [0, 10, 12],
+                                                  [0, 5, 7], [0, 13, 15], [0, 6, 8], [0, 14, 16]])
+    back = run(lambda x: mb.batch_to_space(x=x, block_shape=[2, 2], crops=[[0, 0], [2, 0]]), out)
+    np.testing.assert_array_equal(back, x)
+
+
+def test_reverse_sequence():
+    x = randn(3, 4, 2)
+    out = run(lambda x: mb.reverse_sequence(x=x, lengths=np.array([4, 0, 2], np.int32), seq_axis=1, batch_axis=0), x)
+    np.testing.assert_array_equal(out[0], x[0, ::-1])
+    np.testing.assert_array_equal(out[1], x[1])
+    np.testing.assert_array_equal(out[2], np.concatenate([x[2, 1::-1], x[2, 2:]]))
+
+
+@pytest.mark.parametrize("pad_type", ["valid", "custom"])
+def test_conv_transpose_against_torch(pad_type):
+    x, w, b = randn(2, 8, 3, 5), randn(8, 3, 3, 2), randn(6)
+    kw = {"pad": [1, 0, 0, 2]} if pad_type == "custom" else {}
+    out = run(lambda x: mb.conv_transpose(x=x, weight=w, bias=b, strides=[2, 3], dilations=[1, 2],
+                                          groups=2, pad_type=pad_type, **kw), x)
+    ref = F.conv_transpose2d(t(x).double(), t(w).double(), t(b).double(), stride=(2, 3), dilation=(1, 2), groups=2)
+    if pad_type == "custom":
+        ref = ref[:, :, 1:, :-2]
+    np.testing.assert_allclose(out, ref.numpy(), atol=1e-4)
+
+
+def test_local_response_norm_window_and_refusals():
+    x = randn(1, 5, 2, 3)
+    out = run(lambda x: mb.local_response_norm(x=x, size=3, alpha=0.5, beta=0.7, k=1.5), x)
+    ref = torch.nn.LocalResponseNorm(3, 0.5, 0.7, 1.5)(t(x).double()).numpy()  # odd size: same window
+    np.testing.assert_allclose(out, ref, rtol=1e-5)
+    with pytest.raises(UnsupportedOpError, match="even size"):
+        run(lambda x: mb.local_response_norm(x=x, size=2), x)
+
+
+def test_scatter_modes_and_refusals():
+    d, u = randn(4, 3), randn(2, 3)
+    idx = np.array([3, 1], np.int32)
+    add = run(lambda d, u: mb.scatter(data=d, indices=idx, updates=u), d, u)  # default mode: add
+    expected = d.copy()
+    expected[[3, 1]] += u
+    np.testing.assert_allclose(add, expected, rtol=1e-6)
+    nd = run(lambda d: mb.scatter_nd(data=d, indices=np.array([[3, 1], [0, 0], [3, 1]], np.int32),
+                                     updates=np.ones(3, np.float32), mode="mul"), d)
+    expected = d.copy()
+    expected[0, 0] *= 1
+    np.testing.assert_array_equal(nd, expected)
+    along = run(lambda d: mb.scatter_along_axis(data=d, indices=np.array([[1, 0, 3]], np.int32),
+                                                updates=np.full((1, 3), 9, np.float32), axis=0, mode="update"), d)
+    expected = d.copy()
+    expected[[1, 0, 3], [0, 1, 2]] = 9
+    np.testing.assert_array_equal(along, expected)
+    last = run(lambda d, u: mb.scatter(data=d, indices=np.array([1, 1], np.int32), updates=u, mode="update"), d, u)
+    np.testing.assert_array_equal(last[1], u[1])  # the last write wins, as the suite expects
+    with pytest.raises(UndefinedBehaviorError, match="div"):
+        run(lambda d: mb.scatter(data=d, indices=np.array([1], np.int32), updates=np.ones((1, 3), np.int32),
+                                 mode="div"), np.ones((4, 3), np.int32))
+
+
+def test_gather_along_axis_negative_indices_until_ios16():
+    x = randn(1, 4)
+    idx = np.array([[-1, 0, -4, 3]], np.int32)
+    out = run(lambda x: mb.gather_along_axis(x=x, indices=idx, axis=1), x, opset=IOS16)
+    np.testing.assert_array_equal(out, np.take_along_axis(x, np.array([[3, 0, 0, 3]]), axis=1))
+    with pytest.raises(UndefinedBehaviorError, match="out of bound"):
+        run(lambda x: mb.gather_along_axis(x=x, indices=idx, axis=1), x, opset=IOS17)
+
+
+def test_ios17_matmul_with_a_const_of_another_dtype():
+    x = np.array([[1, 2], [3, 4]], np.int32)
+    out = run(lambda x: mb.matmul(x=x, y=np.array([[2.0, 0.0], [1.0, 3.0]], np.float32)), x)
+    assert out.dtype == np.int32 and out.tolist() == [[4, 6], [10, 12]]
+    with pytest.raises(UndefinedBehaviorError, match="non-integer"):
+        run(lambda x: mb.matmul(x=x, y=np.array([[0.5, 0.0], [1.0, 3.0]], np.float32)), x)

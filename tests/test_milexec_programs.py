@@ -311,3 +311,32 @@ def test_flushing_subnormals_breaks_the_log_guard(packages, tiny_modules):
     flushed = run_program(lp, quiet, numerics="fp16", flush_subnormals=True)["mel"]
     assert np.all(np.isfinite(kept))
     assert not np.all(np.isfinite(flushed))
+
+
+def _exp_fp16_program():
+    """``y = exp(cast(x, fp16)) + 1`` in float16: exp(20) = 4.9e8 overflows float16 (max 65504)."""
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4))], opset_version=ct.target.iOS17)
+    def prog(x):
+        e = mb.exp(x=mb.cast(x=x, dtype="fp16"), name="overflowing_exp")
+        return mb.cast(x=mb.add(x=e, y=np.float16(1.0), name="after"), dtype="fp32", name="y")
+
+    return prog
+
+
+def test_stop_on_nonfinite_names_the_op_that_made_inf_from_finite_inputs():
+    from parakeet_nb.mlprogram.milexec.executor import NonFiniteError
+
+    executor = MilExecutor(_exp_fp16_program())
+    x = np.array([[0.0, 1.0, 2.0, 20.0]], dtype=np.float32)
+    silent = executor.run({"x": x})["y"]  # default: IEEE semantics, inf propagates
+    assert np.isinf(silent[0, 3]) and np.isfinite(silent[0, :3]).all()
+    with pytest.raises(NonFiniteError) as info:
+        executor.run({"x": x}, stop_on_nonfinite=True)
+    message = str(info.value)
+    assert "'exp' named 'overflowing_exp'" in message and "#" in message
+    assert "1 inf and 0 NaN of 4 values" in message and "numerics fp32" in message
+    assert "after" not in message
+    # finite everywhere: no stop; inf already in the input: propagated, not made, no stop
+    assert np.isfinite(executor.run({"x": np.zeros((1, 4), np.float32)}, stop_on_nonfinite=True)["y"]).all()
+    assert np.isinf(executor.run({"x": np.full((1, 4), np.inf, np.float32)}, stop_on_nonfinite=True)["y"]).all()

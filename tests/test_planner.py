@@ -27,8 +27,19 @@ from parakeet_nb.ane import plan as plan_mod  # noqa: E402
 from parakeet_nb.ane import planner  # noqa: E402
 from parakeet_nb.coreml.convert import COMPONENTS  # noqa: E402
 from parakeet_nb.ane.layout import to_layout  # noqa: E402
-from parakeet_nb.ane.planner import COMPUTE_UNITS, POLICIES, plan, tensor_table  # noqa: E402
+from parakeet_nb.ane.planner import COMPUTE_UNITS, POLICIES, tensor_table  # noqa: E402
 from parakeet_nb.mlprogram.load import ModelReadError, load_program  # noqa: E402
+
+
+def plan(*args, **kwargs):
+    """The planner's untyped reading unless a test says otherwise.
+
+    The placement rules (policies, limits, integer and GPU rules) are checked on float32
+    test programs as if they were float16-typed (``typed_execution=False``, the CLI's
+    ``--assume-fp16``); what typed execution changes is tested on its own below.
+    """
+    kwargs.setdefault("typed_execution", False)
+    return planner.plan(*args, **kwargs)
 
 W240000_TEXT = (
     "Invalid layer: Tensor dimensions N1D1C1H1W240000 are not within supported range, "

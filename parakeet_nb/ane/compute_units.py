@@ -1,9 +1,12 @@
 """Which Core ML compute units each exported component should be loaded with, and why.
 
-The recommendation is derived from the auditor's verdict and the program's op types,
-never written down per component by hand: a component whose tensors break the ANE axis
-limits gets ``CPU_AND_GPU`` (so Core ML never tries to place it on the ANE); a component
-within the limits gets ``CPU_AND_NE``. The names are coremltools' ``ct.ComputeUnit``
+The recommendation is derived from the auditor's verdict, the program's precision and its
+op types, never written down per component by hand: a component whose tensors break the
+ANE axis limits gets ``CPU_AND_GPU`` (so Core ML never tries to place it on the ANE); so
+does a component whose ops are all float32-typed, since Core ML runs float32-typed ops on
+CPU/GPU only (*typed execution*,
+https://apple.github.io/coremltools/docs-guides/source/typed-execution.html); a float16
+(or float16 with a float32 island) component within the limits gets ``CPU_AND_NE``. The names are coremltools' ``ct.ComputeUnit``
 members; Swift's ``MLComputeUnits`` spellings are in :data:`SWIFT_NAMES`.
 """
 
@@ -42,8 +45,18 @@ class Recommendation:
         return {"compute_units": self.units, "swift": self.swift, "reason": self.reason}
 
 
-def recommend(report: AuditReport, op_types: set[str]) -> Recommendation:
-    """Recommend compute units for a program from its audit and the op types it uses."""
+#: Why an fp32-typed program is kept off the ANE (typed execution).
+FP32_TYPED = "fp32-typed: Core ML runs it on CPU/GPU (typed execution; export with --precision auto or fp16 for the ANE)"
+
+
+def recommend(report: AuditReport, op_types: set[str], precision: str) -> Recommendation:
+    """Recommend compute units for a program from its audit, precision and op types.
+
+    ``precision`` is what the program's ops compute in, ``fp16``, ``fp32``, ``mixed`` or
+    ``none`` (:func:`parakeet_nb.ane.planner.program_precision`). Only ``fp16`` and
+    ``mixed`` programs within the limits are recommended ``CPU_AND_NE``.
+    """
+    typed_off_ane = precision not in ("fp16", "mixed")
     if not report.clean:
         first = report.findings[0]
         sizes = [v.size for f in report.findings for v in f.violations]
@@ -54,10 +67,15 @@ def recommend(report: AuditReport, op_types: set[str]) -> Recommendation:
         return Recommendation(
             "CPU_AND_GPU",
             f"{first.tensor} {first.ndchw} is over the ANE limits ({widest}): "
-            "an ANE partition that sees it fails to compile on iPhones; CPU and GPU have no such limit",
+            "an ANE partition that sees it fails to compile on iPhones; CPU and GPU have no such limit"
+            + (f"; {FP32_TYPED}" if typed_off_ane else ""),
         )
+    if typed_off_ane:
+        return Recommendation("CPU_AND_GPU", FP32_TYPED if precision == "fp32" else "no floating-point op: nothing for the ANE")
     notes = [text for op, text in CPU_FALLBACK_OPS.items() if op in op_types]
-    reason = f"every axis within the ANE limits (widest {report.widest_axis})"
+    reason = f"{precision}-typed, every axis within the ANE limits (widest {report.widest_axis})"
+    if precision == "mixed":
+        reason += "; its float32-typed ops run on the CPU"
     if notes:
         reason += "; " + "; ".join(notes) + ", the rest may use the ANE"
     return Recommendation("CPU_AND_NE", reason)

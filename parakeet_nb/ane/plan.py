@@ -23,6 +23,8 @@ Device = Literal["ANE", "GPU", "CPU"]
 COMPUTE_UNITS: tuple[str, ...] = ("CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE", "ALL")
 POLICIES: tuple[str, ...] = ("conservative", "greedy")
 DEVICES: tuple[str, ...] = ("ANE", "GPU", "CPU")
+#: One colour per device, shared by every figure that draws a placement.
+DEVICE_COLORS: dict[str, str] = {"ANE": "#3a9d5d", "GPU": "#4f7fd9", "CPU": "#9a9a9a"}
 
 #: Version of the JSON layout of :meth:`Plan.as_dict`.
 SCHEMA = "parakeet-nb/plan/1"
@@ -317,7 +319,8 @@ class Plan:
         counts = self.counts()
         lines = [
             f"{name}: compute units {self.compute_units}, policy {self.policy}"
-            + (", typed execution" if self.typed_execution else ""),
+            + (f", typed execution ({self.precision})" if self.typed_execution
+               else ", untyped (hypothetical: placed as if fp16-typed)"),
             f"  {counts['ops']} ops ({counts['const']} constants hidden): "
             + ", ".join(f"{d} {counts[d]}" for d in DEVICES if counts[d]),
             f"segments ({len(self.segments)}):",

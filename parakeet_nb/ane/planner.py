@@ -29,11 +29,13 @@ get no device.
      arithmetic, length masks from integer comparisons, ``argmax`` and pure boolean logic
      (``logical_not`` of a mask) stay on the CPU. A ``cast`` from an integer to a float is
      therefore the CPU side of a border; a ``cast`` of a bool mask to a float is not.
-   * *typed execution* (only with ``typed_execution=True``): it touches no fp32 tensor.
-     coremltools' guide says fp32-typed ML programs run on GPU and CPU only. This is off
-     by default: the project exports fp32 models for parity, while the question asked of
-     the planner is how the same graph partitions when it ships as fp16 (same ops and
-     shapes, plus casts); the plan notes when the distinction matters.
+   * *typed execution* (the default, ``typed_execution=True``): it touches no fp32
+     tensor. coremltools' guide says fp32-typed ML programs run on GPU and CPU only
+     (https://apple.github.io/coremltools/docs-guides/source/typed-execution.html), so an
+     fp32 program gets no ANE op. ``typed_execution=False`` is the *untyped, hypothetical*
+     reading: how the same graph would partition if it shipped as fp16 (same ops and
+     shapes, plus casts); Core ML does not run an fp32 program that way, and the plan
+     says so in a note.
 3. **Policies** (which ANE-capable ops the ANE takes):
 
    * ``conservative`` (the Mac-like outcome): an ANE segment starts at a heavy op and
@@ -150,7 +152,7 @@ def plan(
     compute_units: ComputeUnits = "ALL",
     policy: Policy = "greedy",
     *,
-    typed_execution: bool = False,
+    typed_execution: bool = True,
 ) -> Plan:
     """Plan how Core ML would partition a program (see the module docstring for the rules).
 
@@ -159,8 +161,8 @@ def plan(
     ``compute_units`` is a ``ct.ComputeUnit`` name: ``CPU_ONLY``, ``CPU_AND_GPU``,
     ``CPU_AND_NE`` or ``ALL`` (Core ML's default). ``policy`` is ``greedy`` (default: the
     iPhone-like worst case, the one to check before shipping) or ``conservative`` (the
-    Mac-like outcome). ``typed_execution=True`` keeps fp32-typed ops off the ANE, as
-    coremltools documents. Raises ``ValueError`` for an unknown setting.
+    Mac-like outcome). ``typed_execution=True`` (default) keeps fp32-typed ops off the ANE,
+    as Core ML does; ``False`` is the untyped, hypothetical reading. Raises ``ValueError`` for an unknown setting.
     """
     if compute_units not in COMPUTE_UNITS:
         raise ValueError(f"unknown compute units {compute_units!r}: expected one of {', '.join(COMPUTE_UNITS)}")
@@ -247,6 +249,25 @@ def plan(
     result.notes.extend(_notes(result, records))
     return result
 
+def program_precision(loaded_or_path: LoadedProgram | str | os.PathLike) -> str:
+    """``fp16``, ``fp32``, ``mixed`` or ``none``: what a program's ops compute in (casts left
+    out), the ``precision`` a :class:`~parakeet_nb.ane.plan.Plan` reports."""
+    loaded = loaded_or_path if isinstance(loaded_or_path, LoadedProgram) else load_program(loaded_or_path)
+    return _program_precision(*collect(loaded))
+
+
+def float32_only_note(function_inputs: Iterable[str], precision: str) -> str | None:
+    """The note for an fp32-typed chunked front end (input ``audio_chunks``), else ``None``:
+    it is the float32-only design, which overflows in float16 (shown in plans and audits)."""
+    if "audio_chunks" not in function_inputs or precision != "fp32":
+        return None
+    return (
+        "fp32 chunked front end: float32-only (export --precision fp32 writes ChunkedPreprocessor(fp16_safe=False)); "
+        "run in float16 it overflows (inf/NaN). For the ANE, export the fp16-safe design "
+        "(parakeet-nb export --precision auto or fp16)"
+    )
+
+
 def tensor_table(loaded_or_path: LoadedProgram | str | os.PathLike, include_const: bool = False) -> list[TensorInfo]:
     """Every tensor of a program in program order: function inputs, then op outputs.
 
@@ -285,13 +306,19 @@ def _notes(result: Plan, records: list[OpRecord]) -> Iterable[str]:
     if unknown:
         yield "op types not in the ANE op table (treated as CPU): " + ", ".join(unknown)
     counts = result.counts()
-    if result.compute_units in ("CPU_AND_NE", "ALL") and not result.typed_execution and counts["ANE"] and result.precision in ("fp32", "mixed"):
+    ane_units = result.compute_units in ("CPU_AND_NE", "ALL")
+    if ane_units and not result.typed_execution and counts["ANE"] and result.precision in ("fp32", "mixed"):
         yield (
-            f"the program computes in {result.precision}; coremltools' typed-execution guide says "
-            "fp32-typed ops run on GPU/CPU only. This plan shows the placement of the same graph "
-            "as an fp16 program (pass typed_execution=True for the fp32 reading)"
+            f"untyped, hypothetical reading: the program computes in {result.precision}, and "
+            "coremltools' typed-execution guide says fp32-typed ops run on GPU/CPU only. This plan "
+            "shows the placement of the same graph as an fp16 program, not what Core ML does with it"
         )
-    if result.compute_units in ("CPU_AND_NE", "ALL") and not counts["ANE"]:
+    chunked = float32_only_note(result.function_inputs, result.precision)
+    if chunked:
+        yield chunked
+    if ane_units and result.typed_execution and result.precision == "fp32":
+        yield "fp32-typed: Core ML runs it on CPU/GPU; no op can reach the ANE (export with --precision auto or fp16)"
+    elif ane_units and not counts["ANE"]:
         yield "no op went to the ANE: no ANE-capable heavy op (conv, matmul, linear, ...) could start a segment"
     fallbacks = [p for p in result.ops if p.reason == "over_limit"]
     if fallbacks:

@@ -60,6 +60,10 @@ class CachedExport:
     def metadata(self) -> dict[str, Any]:
         return json.loads((self.out_dir / "metadata.json").read_text())
 
+    def table(self) -> str:
+        """The export's summary table (:func:`parakeet_nb.coreml.export.metadata_table`)."""
+        return exporter.metadata_table(self.metadata)
+
 
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()

@@ -27,6 +27,30 @@ _quiet.import_heavy()
 import coremltools as ct  # noqa: E402
 
 Precision = Literal["fp32", "fp16"]
+#: Export precision profiles: ``auto`` (the deployable default), ``fp32``, ``fp16``.
+Profile = Literal["auto", "fp32", "fp16"]
+PROFILES: tuple[str, ...] = ("auto", "fp32", "fp16")
+
+#: Components that stay float32 under ``auto``: the waveform-in programs, whose
+#: ``[1, 240000]`` input is over the ANE axis limits (so they run on CPU/GPU whatever their
+#: type) and whose NeMo STFT recipe is not float16-safe.
+FP32_UNDER_AUTO = frozenset({"preprocessor", "mel_encoder"})
+
+
+def component_precision(profile: str, name: str) -> Precision:
+    """The compute precision a component is converted with under an export profile.
+
+    ``fp32``: every component in float32 (the parity reference; Core ML runs float32-typed
+    ops on CPU/GPU only). ``fp16``: every component in float16. ``auto``: float16 for every
+    component the ANE may take (encoder, chunked front ends, decoder, joints), float32 for
+    :data:`FP32_UNDER_AUTO`. Float16 chunked components are built from the fp16-safe
+    design (:func:`parakeet_nb.model.components.wrappers`).
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown precision {profile!r}: expected one of {', '.join(PROFILES)}")
+    if profile == "auto":
+        return "fp32" if name in FP32_UNDER_AUTO else "fp16"
+    return profile  # type: ignore[return-value]
 
 #: The iOS version the programs target (ML Program opset ``CoreML7``).
 DEPLOYMENT_TARGET = ct.target.iOS17
@@ -50,7 +74,8 @@ class TensorSpec:
 
 #: Contract tensors that are int32 (lengths, labels, decisions); every other one is fp32.
 INT32_TENSORS = frozenset(
-    {"audio_length", "mel_length", "encoder_length", "targets", "target_length", "token_id", "duration"}
+    {"audio_length", "mel_length", "encoder_length", "targets", "target_length", "token_id", "duration",
+     "top_k_ids"}
 )
 
 
@@ -76,6 +101,8 @@ class Component:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[str, ...]
     summary: str
+    #: Exported when no ``--only`` is given (``False``: only on request or by a layout that needs it).
+    default: bool = True
 
 
 def _encoder_frames(m: ParakeetModules) -> int:
@@ -143,6 +170,14 @@ COMPONENTS: dict[str, Component] = {
             ("token_id", "token_prob", "duration"),
             "joint at one frame plus the greedy TDT decision",
         ),
+        Component(
+            "joint_decision_topk", "parakeet_joint_decision_topk.mlpackage",
+            (TensorSpec("encoder_step", lambda m: (1, m.d_model, 1)),
+             TensorSpec("decoder_step", lambda m: (1, m.pred_hidden, 1))),
+            ("token_id", "token_prob", "duration", "top_k_ids", "top_k_logits"),
+            "joint_decision plus the K best token candidates (FluidAudio's JointDecisionv3)",
+            default=False,
+        ),
     )
 }
 
@@ -163,6 +198,10 @@ _ROUTINE_LOGS = (
     "Saving value type of int64 into a builtin type of int32",
     "Saving value type of float64 into a builtin type of fp32",
     "Tuple detected at graph output",
+    # coremltools' torch ``embedding`` op (frontend/torch/ops.py) warns when the call
+    # carries ``padding_idx``; NeMo's decoder embedding sets it to the blank id. It only
+    # zeroes that row's gradient in training: the forward lookup is the same ``gather``.
+    "Core ML embedding (gather) layer does not support any inputs besides the weights",
 )
 
 
@@ -262,6 +301,8 @@ def to_coreml(
     """
     if precision not in ("fp32", "fp16"):
         raise ValueError(f"unknown precision {precision!r}: expected 'fp32' or 'fp16'")
+    if precision == "fp16":
+        refuse_fp32_only_design(traced, component.name)
     inputs = [
         ct.TensorType(name=spec.name, shape=spec.shape(modules), dtype=spec.dtype)
         for spec in component.inputs
@@ -289,6 +330,34 @@ def to_coreml(
             "format's range (float16: 65504); keep those ops in float32 or rescale them"
         )
     return mlmodel
+
+
+class Fp32OnlyDesignError(ValueError):
+    """A float32-only design was asked to be converted to a float16 program."""
+
+
+def refuse_fp32_only_design(module: torch.nn.Module, name: str) -> None:
+    """Raise :class:`Fp32OnlyDesignError` when ``module`` (eager or traced) contains the
+    float32-only chunked front end, ``ChunkedPreprocessor(fp16_safe=False)``.
+
+    That design splits its DFT into float32 high and low parts and sums a power spectrum
+    spanning ~1e13: typed float16 it overflows to inf/NaN (module docstring of
+    :mod:`parakeet_nb.frontend.chunked`). A traced module keeps the class name
+    (``original_name``) and the buffers; the float32-only design is the one with
+    ``dft_cos_exact``.
+    """
+    for sub in module.modules():
+        if getattr(sub, "original_name", type(sub).__name__) != "ChunkedPreprocessor":
+            continue
+        fp16_safe = getattr(sub, "fp16_safe", None)
+        if fp16_safe is None:  # traced: only buffers and the class name survive
+            fp16_safe = "dft_cos_exact" not in dict(sub.named_buffers(recurse=False))
+        if not fp16_safe:
+            raise Fp32OnlyDesignError(
+                f"{name}: ChunkedPreprocessor(fp16_safe=False) is the float32-only design and overflows "
+                "(inf/NaN) as a float16 program; convert ChunkedPreprocessor(fp16_safe=True), the fp16-safe "
+                "design with its float32 island, at fp16 (or this one at fp32)"
+            )
 
 
 def nonfinite_constants(program) -> list[str]:

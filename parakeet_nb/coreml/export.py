@@ -2,9 +2,21 @@
 
 Each component is traced, checked (the traced module agrees with its eager original on
 the example inputs), converted, saved, reloaded with ``skip_model_load`` (its declared
-inputs and outputs must be the contract's), and audited. Everything is written into a
+inputs and outputs must be the contract's), audited and planned. Everything is written into a
 staging folder beside the output folder and moved into place only when every requested
 component succeeded, so a failure never leaves a half-written package or metadata.
+
+Precision profiles (:func:`parakeet_nb.coreml.convert.component_precision`): ``auto``
+(default) converts every component the ANE may take in float16 and keeps the waveform-in
+``preprocessor`` and ``mel_encoder`` in float32; ``fp32`` converts everything in float32
+(the parity reference; Core ML runs it on CPU/GPU); ``fp16`` everything in float16.
+Inputs and outputs stay float32/int32 in every profile. ``metadata.json`` records per
+component the precision used, the recommended compute units (which follow typed execution,
+:mod:`parakeet_nb.ane.compute_units`) and the *predicted* placement of its ops under them
+(:func:`parakeet_nb.ane.planner.plan`, typed reading). Every export folder also gets
+``compile.sh``, which compiles the packages to ``.mlmodelc`` with ``xcrun coremlcompiler``
+on a Mac; ``compile=True`` does it during the export (macOS only, coremltools'
+``compile_model``).
 """
 
 from __future__ import annotations
@@ -26,10 +38,20 @@ import numpy as np
 import torch
 
 import parakeet_nb
-from parakeet_nb.ane import compute_units
+from parakeet_nb.ane import compute_units, planner
 from parakeet_nb.ane.audit import AuditReport, audit_program
 from parakeet_nb.model.components import wrappers
-from parakeet_nb.coreml.convert import COMPONENTS, Precision, contract_dtype, example_inputs, to_coreml, trace
+from parakeet_nb.coreml.convert import (
+    COMPONENTS,
+    PROFILES,
+    Precision,
+    Profile,
+    component_precision,
+    contract_dtype,
+    example_inputs,
+    to_coreml,
+    trace,
+)
 from parakeet_nb.frontend.recipe import HOP, SAMPLE_RATE, WINDOW_SAMPLES
 from parakeet_nb.model.presets import ParakeetModules
 from parakeet_nb.mlprogram.load import load_program
@@ -38,8 +60,16 @@ from parakeet_nb.mlprogram.load import load_program
 TRACE_ATOL = 1e-5
 
 
+#: The planner settings of the placement recorded in ``metadata.json``.
+PLACEMENT_POLICY = "greedy"
+
+
 class ExportError(RuntimeError):
     """A component failed a post-conversion check; the message names it and the check."""
+
+
+class CompileUnavailable(ExportError):
+    """``compile=True`` on a system without Core ML's compiler (anything but macOS)."""
 
 
 @dataclass
@@ -57,6 +87,7 @@ class ComponentResult:
     precision: dict[str, Any]
     audit: AuditReport
     recommendation: compute_units.Recommendation
+    placement: dict[str, Any]
     size_bytes: int
 
     def metadata(self) -> dict[str, Any]:
@@ -69,6 +100,7 @@ class ComponentResult:
             "size_bytes": self.size_bytes,
             "precision": self.precision,
             "compute_units": self.recommendation.as_dict(),
+            "placement": self.placement,
             "audit": {
                 "clean": self.audit.clean,
                 "widest_axis": self.audit.widest_axis,
@@ -87,19 +119,29 @@ class ExportResult:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def table(self, timings: bool = True) -> str:
-        """A short text table: component, file size, ops, audit verdict, compute units
-        (and export seconds unless ``timings=False``, for output that must not vary)."""
-        rows = [("component", "size", "ops", "audit", "compute units", "seconds")]
-        for c in self.components:
-            rows.append((
-                c.name, _human(c.size_bytes), str(c.ops),
-                "clean" if c.audit.clean else f"OVER ({c.audit.widest_axis})",
-                c.recommendation.units, f"{c.seconds:.1f}",
-            ))
-        if not timings:
-            rows = [r[:-1] for r in rows]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
+        """:func:`metadata_table` of this export, with each component's export seconds unless
+        ``timings=False`` (for output that must not vary)."""
+        seconds = {c.name: c.seconds for c in self.components} if timings else None
+        return metadata_table(self.metadata, seconds, only=[c.name for c in self.components])
+
+
+def metadata_table(metadata: dict[str, Any], seconds: dict[str, float] | None = None,
+                   only: Sequence[str] | None = None) -> str:
+    """A short text table of an export folder's ``metadata.json``: component, file size, ops,
+    audit verdict, precision used, compute units (and export seconds when given)."""
+    header = ("component", "size", "ops", "audit", "precision", "compute units") + (("seconds",) if seconds else ())
+    rows = [header]
+    for name, entry in metadata["components"].items():
+        if only is not None and name not in only:
+            continue
+        audit_ = entry["audit"]
+        rows.append((
+            name, _human(entry["size_bytes"]), str(entry["ops"]),
+            "clean" if audit_["clean"] else f"OVER ({audit_['widest_axis']})",
+            entry["precision"]["used"], entry["compute_units"]["compute_units"],
+        ) + ((f"{seconds[name]:.1f}",) if seconds else ()))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
 
 
 def _human(n: int) -> str:
@@ -124,8 +166,9 @@ def _describe(vars_) -> list[dict[str, Any]]:
     return [{"name": v.name, "shape": [int(s) for s in v.shape], "dtype": _dtype_name(v)} for v in vars_]
 
 
-def _precision_used(loaded, requested: Precision) -> dict[str, Any]:
-    """The precision the program really computes in: counts of fp16 and fp32 op outputs."""
+def _precision_used(loaded, requested: Precision, profile: str) -> dict[str, Any]:
+    """The precision the program really computes in: counts of fp16 and fp32 op outputs
+    (``requested`` is the component's precision under the export ``profile``)."""
     counts = {"fp16": 0, "fp32": 0}
     for op in loaded.main.operations:
         if op.op_type == "const":
@@ -135,7 +178,23 @@ def _precision_used(loaded, requested: Precision) -> dict[str, Any]:
             if name in counts:
                 counts[name] += 1
     used = "fp16" if counts["fp16"] > 0 else "fp32"
-    return {"requested": requested, "used": used, "op_outputs_fp16": counts["fp16"], "op_outputs_fp32": counts["fp32"]}
+    return {
+        "profile": profile, "requested": requested, "used": used,
+        "op_outputs_fp16": counts["fp16"], "op_outputs_fp32": counts["fp32"],
+    }
+
+
+def _placement(loaded, units: str) -> dict[str, Any]:
+    """The planner's *predicted* op counts per device when loaded with ``units`` (typed reading)."""
+    result = planner.plan(loaded, units, PLACEMENT_POLICY, typed_execution=True)
+    counts = result.counts()
+    return {
+        "predicted": True,
+        "compute_units": units,
+        "policy": PLACEMENT_POLICY,
+        "typed_execution": True,
+        "ops": {device: counts[device] for device in ("ANE", "GPU", "CPU")},
+    }
 
 
 def _max_abs_diff(a, b) -> float:
@@ -150,8 +209,12 @@ def export_component(
     modules: ParakeetModules,
     staging: Path,
     precision: Precision,
+    profile: str | None = None,
 ) -> ComponentResult:
-    """Trace, check, convert, save into ``staging``, reload, check and audit one component."""
+    """Trace, check, convert, save into ``staging``, reload, check, audit and plan one component.
+
+    ``profile`` is the export profile recorded beside ``precision`` (default: ``precision``).
+    """
     component = COMPONENTS[name]
     start = time.perf_counter()
     inputs = example_inputs(component, modules)
@@ -178,6 +241,7 @@ def export_component(
         raise ExportError(f"{name}: {', '.join(wrong)}; the contract says int32 for lengths, labels and decisions, fp32 otherwise")
     report = audit_program(loaded)
     op_types = {op.op_type for op in loaded.main.operations}
+    recommendation = compute_units.recommend(report, op_types, planner.program_precision(loaded))
     return ComponentResult(
         name=name,
         file=component.file,
@@ -187,9 +251,10 @@ def export_component(
         outputs=described_out,
         ops=sum(1 for op in loaded.main.operations if op.op_type != "const"),
         op_types=sorted(op_types - {"const"}),
-        precision=_precision_used(loaded, precision),
+        precision=_precision_used(loaded, precision, profile or precision),
         audit=report,
-        recommendation=compute_units.recommend(report, op_types),
+        recommendation=recommendation,
+        placement=_placement(loaded, recommendation.units),
         size_bytes=_dir_size(path),
     )
 
@@ -232,9 +297,9 @@ def _check_out_dir(out_dir: Path) -> None:
 
 
 def select(only: Sequence[str] | None) -> list[str]:
-    """Validate ``--only`` names; ``None`` means every component, in contract order."""
+    """Validate ``--only`` names; ``None`` means every default component, in contract order."""
     if not only:
-        return list(COMPONENTS)
+        return [name for name, c in COMPONENTS.items() if c.default]
     unknown = [n for n in only if n not in COMPONENTS]
     if unknown:
         raise ValueError(
@@ -249,35 +314,104 @@ def export(
     out_dir: str | os.PathLike,
     *,
     only: Sequence[str] | None = None,
-    precision: Precision = "fp32",
+    precision: Profile = "auto",
+    compile: bool = False,
     progress: Callable[[str], None] | None = None,
+    layout: str = "parakeet-nb",
 ) -> ExportResult:
-    """Export the selected components of ``modules`` into ``out_dir`` with ``metadata.json``.
+    """Export the selected components of ``modules`` into ``out_dir`` with ``metadata.json``
+    and ``compile.sh``.
 
+    ``layout="fluidaudio"`` writes FluidAudio's folder instead
+    (:func:`parakeet_nb.coreml.fluidaudio_export.export_layout`; the result's ``out_dir`` is
+    that folder and its metadata has a ``layout`` section).
+
+    ``precision`` is a profile, ``auto`` (default), ``fp32`` or ``fp16`` (module docstring).
+    ``compile=True`` also writes ``<package>.mlmodelc`` beside each package (macOS only:
+    elsewhere :class:`CompileUnavailable` is raised before anything is done).
     ``progress`` is called with each component's name before it starts. Existing packages
     of the selected components are replaced; others in ``out_dir`` are kept, and
     ``metadata.json`` keeps their entries when they came from the same model source.
     """
+    if layout != "parakeet-nb":
+        from parakeet_nb.coreml import fluidaudio_export  # it builds on this module
+
+        if layout not in fluidaudio_export.LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}: expected one of {', '.join(fluidaudio_export.LAYOUTS)}")
+        return fluidaudio_export.export_layout(
+            modules, out_dir, only=only, precision=precision, compile=compile, progress=progress).result
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
     names = select(only)
-    if precision not in ("fp32", "fp16"):
-        raise ValueError(f"unknown precision {precision!r}: expected fp32 or fp16")
-    all_wrappers = wrappers(modules, precision)
+    if precision not in PROFILES:
+        raise ValueError(f"unknown precision {precision!r}: expected one of {', '.join(PROFILES)}")
+    if compile:
+        check_can_compile()
+    precisions = {name: component_precision(precision, name) for name in names}
+    wrapper_sets = {p: wrappers(modules, p) for p in sorted(set(precisions.values()))}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
     try:
         results = []
+        files = []
         for name in names:
             if progress is not None:
                 progress(name)
-            results.append(export_component(name, all_wrappers[name], modules, staging, precision))
+            result = export_component(name, wrapper_sets[precisions[name]][name], modules, staging, precisions[name], precision)
+            results.append(result)
+            files.append(result.file)
+            if compile:
+                files.append(_compile(staging / result.file))
         metadata = _metadata(modules, results, out_dir)
         (staging / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
-        _publish(staging, out_dir, [r.file for r in results])
+        (staging / COMPILE_SCRIPT).write_text(compile_script([c["file"] for c in metadata["components"].values()]))
+        _publish(staging, out_dir, [*files, COMPILE_SCRIPT])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(out_dir=out_dir, components=results, metadata=metadata)
+
+
+#: The script every export folder gets: compile each package to ``.mlmodelc`` on a Mac.
+COMPILE_SCRIPT = "compile.sh"
+
+
+def compile_script(packages: Sequence[str]) -> str:
+    """``compile.sh`` for ``packages`` (file names in the export folder).
+
+    ``sh compile.sh [OUTDIR]`` runs ``xcrun coremlcompiler compile <package> <OUTDIR>`` for
+    each, which writes ``OUTDIR/<name>.mlmodelc`` (default OUTDIR: the export folder);
+    Xcode's command-line tools are required (the same call as e.g. the Makefile of
+    https://github.com/ishikawa/coreml-llm).
+    """
+    lines = [
+        "#!/bin/sh",
+        "# Compile every package of this export to .mlmodelc (macOS with Xcode's command-line tools).",
+        "# Written by `parakeet-nb export`. Usage: sh compile.sh [OUTDIR]   (default OUTDIR: this folder)",
+        "set -eu",
+        'here="$(cd "$(dirname "$0")" && pwd)"',
+        'out="${1:-$here}"',
+        'mkdir -p "$out"',
+    ]
+    lines += [f'xcrun coremlcompiler compile "$here/{p}" "$out"' for p in packages]
+    return "\n".join(lines) + "\n"
+
+
+def check_can_compile() -> None:
+    """Raise :class:`CompileUnavailable` unless this is macOS (Core ML's compiler)."""
+    if platform.system() != "Darwin":
+        raise CompileUnavailable(
+            f"--compile needs macOS (Core ML's compiler); this is {platform.system()}: "
+            f"run the export folder's {COMPILE_SCRIPT} on a Mac instead"
+        )
+
+
+def _compile(package: Path) -> str:
+    """Compile ``package`` to ``<name>.mlmodelc`` beside it (coremltools' ``compile_model``); its file name."""
+    from coremltools.models.utils import compile_model
+
+    compiled = package.with_suffix(".mlmodelc")
+    compile_model(str(package), str(compiled))
+    return compiled.name
 
 
 def _metadata(modules: ParakeetModules, results: list[ComponentResult], out_dir: Path) -> dict[str, Any]:

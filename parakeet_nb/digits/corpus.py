@@ -287,3 +287,25 @@ def spec_augment(
             start = int(torch.randint(0, max(1, valid - width + 1), (), generator=generator))
             mel[b, :, start: start + width] = 0.0
     return mel
+
+
+def concatenate(examples, seed: int, seconds: float, straddle: tuple[int, ...] = ()):
+    """A long recording made of clips: ``examples`` in a seeded order with 0.2-0.6 s of silence
+    between them, until ``seconds``; for each sample position in ``straddle`` the next clip is
+    placed so that its centre sits exactly there (a word on a window seam).
+
+    Returns ``(waveform [S] float32, [(start, end, example)])``, sample positions at 16 kHz.
+    """
+    rng = np.random.default_rng(seed)
+    pieces, spans, pos, targets = [], [], 0, list(straddle)
+    for i in rng.permutation(len(examples)):
+        x = examples[i].waveform
+        gap = int(rng.uniform(0.2, 0.6) * SAMPLE_RATE)
+        if targets and pos + gap + len(x) // 2 >= targets[0]:
+            gap = max(0, targets.pop(0) - len(x) // 2 - pos)
+        pieces += [np.zeros(gap, np.float32), x]
+        spans.append((pos + gap, pos + gap + len(x), examples[i]))
+        pos += gap + len(x)
+        if pos >= seconds * SAMPLE_RATE:
+            break
+    return np.concatenate(pieces), spans

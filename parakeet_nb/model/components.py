@@ -121,6 +121,10 @@ class JointDecision(torch.nn.Module):
 
     def forward(self, encoder_step: torch.Tensor, decoder_step: torch.Tensor):
         logits = self.joint.joint(encoder_step.transpose(1, 2), decoder_step.transpose(1, 2))
+        return self.decide(logits)
+
+    def decide(self, logits: torch.Tensor):
+        """``logits [1, 1, 1, V + 1 + n_durations]`` -> ``(token_id, token_prob, duration)``."""
         token_logits = logits[..., : -self.n_durations]
         duration_logits = logits[..., -self.n_durations :]
         probs = torch.softmax(token_logits, dim=-1)
@@ -128,6 +132,33 @@ class JointDecision(torch.nn.Module):
         duration_index = duration_logits.argmax(dim=-1)
         duration = self.durations[duration_index]
         return token_id.to(torch.int32), token_prob, duration
+
+
+#: Candidates in :class:`JointDecisionTopK`'s outputs: FluidAudio's published v3 joint has
+#: K = 64 (https://github.com/FluidInference/FluidAudio at commit 8a2bf2c,
+#: ``Documentation/ASR/TokenLanguageFilter.md`` line 115); its loader reads any K.
+TOP_K = 64
+
+
+class JointDecisionTopK(JointDecision):
+    """:class:`JointDecision` plus the ``K`` best token candidates (FluidAudio's ``JointDecisionv3``).
+
+    In: ``encoder_step [1, D, 1]``, ``decoder_step [1, H, 1]``.
+    Out: ``token_id``, ``token_prob``, ``duration`` as :class:`JointDecision`, then
+    ``top_k_ids [1, 1, 1, K]`` int32 and ``top_k_logits [1, 1, 1, K]`` float32: the ``K``
+    largest raw logits over tokens and blank, largest first, ``K = min(top_k, V + 1)``.
+    """
+
+    def __init__(self, joint: torch.nn.Module, durations: tuple[int, ...], top_k: int = TOP_K) -> None:
+        super().__init__(joint, durations)
+        # NeMo's num_classes_with_blank also counts the duration outputs (rnnt.py, RNNTJoint).
+        self.k = min(int(top_k), int(joint.num_classes_with_blank) - int(joint.num_extra_outputs))
+
+    def forward(self, encoder_step: torch.Tensor, decoder_step: torch.Tensor):
+        logits = self.joint.joint(encoder_step.transpose(1, 2), decoder_step.transpose(1, 2))
+        token_id, token_prob, duration = self.decide(logits)
+        top_logits, top_ids = torch.topk(logits[..., : -self.n_durations], self.k, dim=-1)
+        return token_id, token_prob, duration, top_ids.to(torch.int32), top_logits
 
 
 def wrappers(modules: ParakeetModules, precision: str = "fp32") -> dict[str, torch.nn.Module]:
@@ -152,4 +183,5 @@ def wrappers(modules: ParakeetModules, precision: str = "fp32") -> dict[str, tor
         "decoder": Decoder(modules.decoder).eval(),
         "joint": Joint(modules.joint).eval(),
         "joint_decision": JointDecision(modules.joint, modules.durations).eval(),
+        "joint_decision_topk": JointDecisionTopK(modules.joint, modules.durations).eval(),
     }

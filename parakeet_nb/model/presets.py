@@ -3,8 +3,29 @@
 Three sources of weights, none downloaded:
 
 * ``tiny``: the Parakeet recipe at toy width (seeded random weights); converts in seconds.
-* ``full``: Parakeet TDT 0.6B v2 shapes (seeded random weights); minutes to convert.
+* ``v2``: Parakeet TDT 0.6B v2 shapes (seeded random weights); minutes to convert.
+  ``full`` is an alias: the same shapes and seed (so the same weights) under its older name.
+* ``v3``: Parakeet TDT 0.6B v3 shapes: the same encoder, decoder and joint widths with a
+  vocabulary of 8192 pieces (seeded random weights).
 * a local ``.nemo`` checkpoint (see :func:`parakeet_nb.model.checkpoint.load_nemo`).
+
+Where the 0.6B shapes come from (all public):
+
+* Encoder and prediction network: the "XLarge (616M)" row of the recipe table in NeMo's
+  ``examples/asr/conf/fastconformer/fast-conformer_transducer_bpe.yaml``
+  (https://github.com/NVIDIA/NeMo): ``d_model`` 1024, ``n_heads`` 8, ``n_layers`` 24,
+  ``conv_kernel_size`` 9, ``pred_hidden``/``joint_hidden`` 640, ``pred_rnn_layers`` 2;
+  the same file's ``subsampling: dw_striding``, ``subsampling_factor`` 8,
+  ``subsampling_conv_channels`` 256, ``ff_expansion_factor`` 4, ``self_attention_model: rel_pos``.
+* Vocabulary: 1024 SentencePiece pieces for v2 (https://huggingface.co/nvidia/parakeet-tdt-0.6b-v2)
+  and 8192 for v3 (https://huggingface.co/nvidia/parakeet-tdt-0.6b-v3), blank id = vocabulary
+  size: the blank ids FluidAudio's loader hard-codes for the two checkpoints
+  (https://github.com/FluidInference/FluidAudio at commit 8a2bf2c,
+  ``Sources/FluidAudio/ASR/Parakeet/SlidingWindow/TDT/AsrModels.swift`` lines 40-46), which
+  also fixes the widths 1024 and 640 (``Sources/FluidAudio/Shared/ASRConstants.swift`` lines
+  24 and 27) and two LSTM layers (``AsrModels.swift`` lines 49-54).
+* TDT durations ``[0, 1, 2, 3, 4]`` (FluidAudio's ``TdtConfig.swift`` line 15, the
+  durations it maps the joint's duration bins through).
 
 Every module is a real ``nemo.collections.asr.modules`` object in ``eval()`` mode, so
 parity is always measured against NeMo's code, not against a copy of it.
@@ -73,17 +94,24 @@ class Preset:
         return dataclasses.asdict(self)
 
 
+#: Parakeet TDT 0.6B v2 (module docstring for the sources of every value).
+_V2 = Preset(
+    name="v2", d_model=1024, n_layers=24, n_heads=8, conv_kernel_size=9,
+    subsampling_conv_channels=256, pred_hidden=640, pred_rnn_layers=2,
+    joint_hidden=640, vocab_size=1024,
+)
+
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         name="tiny", d_model=64, n_layers=2, n_heads=4, conv_kernel_size=9,
         subsampling_conv_channels=64, pred_hidden=64, pred_rnn_layers=1,
         joint_hidden=64, vocab_size=32,
     ),
-    "full": Preset(
-        name="full", d_model=1024, n_layers=24, n_heads=8, conv_kernel_size=9,
-        subsampling_conv_channels=256, pred_hidden=640, pred_rnn_layers=2,
-        joint_hidden=640, vocab_size=1024,
-    ),
+    "v2": _V2,
+    # Parakeet TDT 0.6B v3: v2's shapes with an 8192-piece vocabulary.
+    "v3": dataclasses.replace(_V2, name="v3", vocab_size=8192),
+    # v2 under the name it had before v3 existed: same shapes, same seed, same weights.
+    "full": dataclasses.replace(_V2, name="full"),
 }
 
 

@@ -9,7 +9,10 @@ Figure. Pass ``path`` to also write a PNG.
   black ticks where consecutive ops belong to different segments; the lane below marks
   ops that touch a tensor over the ANE limits (red when the op is on the ANE, so the
   device would reject it; orange when it runs off the ANE). Each ANE segment is
-  annotated with its widest float input, rejected tensors with their N D C H W.
+  annotated with its widest float input, rejected tensors with their N D C H W; ANE
+  segments are numbered 1, 2, ... per diagram. Ticks mark round program op indices
+  (:func:`op_index_ticks`), and a dashed line marks where the preprocessor ends and the
+  encoder starts in a fused program (:func:`stage_border`).
 * :func:`plot_largest_axes`: the largest N D C H W axis of every tensor against the
   16384 line; call it several times with the same ``ax`` to compare models.
 """
@@ -27,12 +30,13 @@ from matplotlib.patches import Patch
 
 from parakeet_nb.ane.audit import AuditReport
 from parakeet_nb.ane.layout import WIDTH_LIMIT
-from parakeet_nb.ane.plan import Plan, TensorInfo
+from parakeet_nb.ane.plan import DEVICE_COLORS, Plan, TensorInfo
 from parakeet_nb.ane.planner import tensor_table
+from parakeet_nb.frontend.recipe import MEL_FRAMES, N_MELS
 from parakeet_nb.mlprogram.load import LoadedProgram
+from parakeet_nb.teach.plots import DISPLAY_DPI, new_figure
 
 #: Colour of each device in the diagrams.
-DEVICE_COLORS: dict[str, str] = {"ANE": "#3a9d5d", "GPU": "#4f7fd9", "CPU": "#9a9a9a"}
 #: Over-limit markers: rejected by the ANE, or over the limits but off the ANE.
 REJECTED_COLOR = "#d62728"
 OFF_ANE_COLOR = "#ff9f1c"
@@ -70,6 +74,53 @@ def device_runs(plan: Plan) -> dict[str, list[tuple[int, int]]]:
     return found
 
 
+#: Round steps for the op-index ticks of a diagram.
+_TICK_STEPS = (10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000)
+
+
+def op_index_ticks(plan: Plan, target: int = 8) -> list[tuple[int, int]]:
+    """``[(position, op index)]`` for ticks at round program op indices (multiples of a step).
+
+    Op indices count every op of the program, constants included; positions count the
+    displayed ops only. Each tick sits at the first displayed op whose index is at least
+    the round number (``index`` is that round number); ticks closer than a few positions
+    to the previous one (or to the start) are dropped. About ``target`` ticks.
+    """
+    shown = displayed_ops(plan)
+    if not shown:
+        return []
+    last = shown[-1].index
+    step = next((s for s in _TICK_STEPS if last / s <= target), _TICK_STEPS[-1])
+    gap = max(1, len(shown) // (3 * target))  # keep labels from overlapping
+    ticks: list[tuple[int, int]] = []
+    position = 0
+    for value in range(step, last + 1, step):
+        while shown[position].index < value:
+            position += 1
+        if position >= (ticks[-1][0] + gap if ticks else gap):
+            ticks.append((position, value))
+    return ticks
+
+
+def stage_border(plan: Plan) -> int | None:
+    """The displayed position where the preprocessor ends and the encoder starts, if inside.
+
+    The border follows the last op that makes the mel spectrogram ``[1, N_MELS, MEL_FRAMES]``
+    (:mod:`parakeet_nb.frontend.recipe`); ``None`` when the program takes the mel as an input
+    or makes none (an encoder alone), or ends with it (a preprocessor alone).
+    """
+    mel_shape = (1, N_MELS, MEL_FRAMES)
+    if any(plan.tensors[name].shape == mel_shape for name in plan.function_inputs):
+        return None  # the program takes the mel: an encoder alone
+    makers = [t.producer for t in plan.tensors.values()
+              if t.producer is not None and not t.const and t.shape == mel_shape]
+    if not makers:
+        return None
+    shown = displayed_ops(plan)
+    after = [i for i, p in enumerate(shown) if p.index > max(makers)]
+    return after[0] if after else None
+
+
 def _draw_plan(ax: Axes, plan: Plan, annotate: bool = True) -> None:
     shown = displayed_ops(plan)
     n = len(shown)
@@ -89,17 +140,21 @@ def _draw_plan(ax: Axes, plan: Plan, annotate: bool = True) -> None:
             coll = ax.broken_barh(spans, (_MARK_Y, _MARK_H), facecolors=color, linewidth=0)
             coll.set_gid(f"over_limit:{kind}")
     ax.set_xlim(0, max(n, 1))
-    ax.set_ylim(-0.2, 2.6 if annotate else 2.0)
+    ax.set_ylim(-0.45, 2.6 if annotate else 2.0)
     ax.set_yticks([_MARK_Y + _MARK_H / 2, _BAND_Y + _BAND_H / 2], ["over limit", "device"])
     ax.tick_params(axis="y", length=0)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
-    # x ticks: positions labelled with program op indices
-    if n:
-        step = max(1, n // 8)
-        ticks = list(range(0, n, step))
-        ax.set_xticks([t + 0.5 for t in ticks], [str(shown[t].index) for t in ticks], fontsize=7)
-    ax.set_xlabel("ops in program order (constants hidden; tick labels are op indices)", fontsize=8)
+    # x ticks: round program op indices, each at the first displayed op at or after it
+    ticks = op_index_ticks(plan)
+    ax.set_xticks([pos + 0.5 for pos, _ in ticks], [str(index) for _, index in ticks], fontsize=7)
+    ax.set_xlabel("ops in program order (constants hidden; ticks are program op indices, constants counted)",
+                  fontsize=8)
+    border = stage_border(plan)
+    if border is not None:
+        ax.axvline(border, color="black", linestyle="--", linewidth=1.0, gid="stage-border")
+        ax.text(border - 0.5, _MARK_Y - 0.15, "preprocessor ", ha="right", va="top", fontsize=7)
+        ax.text(border + 0.5, _MARK_Y - 0.15, " encoder", ha="left", va="top", fontsize=7)
     name = Path(plan.path).name
     if not plan.valid:
         verdict = f"ANE rejects {plan.rejections[0].ndchw}"
@@ -118,13 +173,14 @@ def _annotate(ax: Axes, plan: Plan, shown: list[Any]) -> None:
     position = {p.index: i for i, p in enumerate(shown)}
     texts: list[tuple[float, str, str]] = []
     rejected_tensors = {r.tensor for r in plan.rejections}
-    for seg in plan.ane_segments():
+    for number, seg in enumerate(plan.ane_segments(), start=1):
         floats = [plan.tensors[t] for t in seg.inputs if plan.tensors[t].dtype.startswith(("fp", "bf"))]
         if not floats:
+            texts.append((position[seg.first], f"ANE #{number}: no float input", "black"))
             continue
         widest = max(floats, key=lambda t: t.largest_axis or 0)
         colour = REJECTED_COLOR if widest.name in rejected_tensors else "black"
-        label = f"ANE #{seg.id} in: {widest.name} {widest.shape_text()}"
+        label = f"ANE #{number} in: {widest.name} {widest.shape_text()}"
         if widest.over_limit:
             label += f" {widest.ndchw}"
         texts.append((position[seg.first], label, colour))
@@ -144,7 +200,7 @@ def plot_plans(plans: Sequence[Plan], path: str | os.PathLike | None = None, tit
     """
     if not plans:
         raise ValueError("plot_plans needs at least one plan")
-    fig = Figure(figsize=(12, 1.9 * len(plans) + 0.9), layout="constrained")
+    fig = new_figure((12, 1.9 * len(plans) + 0.9))
     axes = fig.subplots(len(plans), 1, squeeze=False)[:, 0]
     for ax, plan in zip(axes, plans):
         _draw_plan(ax, plan)
@@ -158,7 +214,7 @@ def plot_plans(plans: Sequence[Plan], path: str | os.PathLike | None = None, tit
     notice = "A model of Core ML partitioning built from public reports, not Apple's compiler."
     fig.suptitle(title or notice, fontsize=10)
     if path is not None:
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=DISPLAY_DPI)
     return fig
 
 
@@ -197,7 +253,7 @@ def plot_largest_axes(
     """
     tensors, name = _tensors_of(source)
     if ax is None:
-        fig = Figure(figsize=(10, 3.6), layout="constrained")
+        fig = new_figure((10, 3.6))
         ax = fig.add_subplot()
     fig = ax.figure  # type: ignore[assignment]
     points = [(i, t) for i, t in enumerate(tensors) if t.largest_axis is not None]

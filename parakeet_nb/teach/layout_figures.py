@@ -11,6 +11,7 @@ from matplotlib.patches import Rectangle
 
 from parakeet_nb.ane.layout import AXES, LIMITS, WIDTH_LIMIT, Size, to_layout
 from parakeet_nb.ane.planner import tensor_table
+from parakeet_nb.teach.plots import DISPLAY_DPI, new_figure
 
 OK_COLOR = "#3a9d5d"
 OVER_COLOR = "#d62728"
@@ -24,7 +25,7 @@ def plot_ndchw(shapes: Mapping[str, Sequence[Size]], path: str | os.PathLike | N
     added by right alignment are grey. Each box is labelled ``axis=size`` and the shape's
     own axis index, so the mapping can be read off.
     """
-    fig = Figure(figsize=(9, 0.75 * len(shapes) + 1.0), layout="constrained")
+    fig = new_figure((9, 0.75 * len(shapes) + 1.0))
     ax = fig.add_subplot()
     widest = 0.0
     for row, (label, shape) in enumerate(shapes.items()):
@@ -49,7 +50,7 @@ def plot_ndchw(shapes: Mapping[str, Sequence[Size]], path: str | os.PathLike | N
     ax.axis("off")
     ax.set_title("right-aligned N D C H W (box width ~ log10 size; grey = padding 1; red = over its limit)", fontsize=10)
     if path is not None:
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+        fig.savefig(path, dpi=DISPLAY_DPI, bbox_inches="tight")
     return fig
 
 
@@ -62,7 +63,7 @@ def plot_axis_histogram(
     sources: Mapping[str, object], path: str | os.PathLike | None = None
 ) -> Figure:
     """Histogram (log bins) of every tensor's largest axis, one panel per program, with the limit."""
-    fig = Figure(figsize=(11, 2.2 * len(sources) + 0.6), layout="constrained")
+    fig = new_figure((11, 2.2 * len(sources) + 0.6))
     axes = np.atleast_1d(fig.subplots(len(sources), 1, sharex=True))
     bins = np.logspace(0, 6, 49)
     for ax, (label, source) in zip(axes, sources.items()):
@@ -77,5 +78,5 @@ def plot_axis_histogram(
     axes[0].legend(fontsize=8, loc="upper right")
     axes[-1].set_xlabel("largest axis of the tensor (N D C H W)")
     if path is not None:
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+        fig.savefig(path, dpi=DISPLAY_DPI, bbox_inches="tight")
     return fig

@@ -1,7 +1,10 @@
 """Plots of audio and mel spectrograms (matplotlib ``Figure`` objects, no pyplot state).
 
 A notebook displays a returned :class:`~matplotlib.figure.Figure`; pass ``path`` to also
-write a PNG.
+write a PNG. Figures are made at :data:`DISPLAY_DPI` and mel images use a
+:data:`MEL_LEVELS`-level colour map, which keeps each stored notebook under 300 KB
+(``tests/test_notebook_size.py``): a log-mel image is noise-like and a full colour map
+made each mel figure ~390 KB.
 """
 
 from __future__ import annotations
@@ -10,15 +13,28 @@ import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from parakeet_nb.frontend.recipe import HOP, SAMPLE_RATE
 
 
+#: Resolution of every teaching figure, on screen (the notebook) and in a written PNG.
+DISPLAY_DPI = 72
+#: Colour levels of mel images (a 16-level magma reads as well and stores ~5x smaller).
+MEL_LEVELS = 16
+MEL_CMAP = colormaps["magma"].resampled(MEL_LEVELS)
+
+
+def new_figure(figsize: tuple[float, float]) -> Figure:
+    """A constrained-layout Figure at :data:`DISPLAY_DPI` (what a notebook stores)."""
+    return Figure(figsize=figsize, dpi=DISPLAY_DPI, layout="constrained")
+
+
 def _save(fig: Figure, path: str | os.PathLike | None) -> Figure:
     if path is not None:
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+        fig.savefig(path, dpi=DISPLAY_DPI, bbox_inches="tight")
     return fig
 
 
@@ -33,15 +49,15 @@ def plot_waveform_and_mel(
 
     ``mel_length`` draws a line at the first invalid frame (NeMo zeroes frames past it).
     """
-    fig = Figure(figsize=(10, 5.2), layout="constrained")
+    fig = new_figure((10, 5.2))
     top, bottom = fig.subplots(2, 1, height_ratios=[1, 2])
     seconds = np.arange(len(samples)) / SAMPLE_RATE
-    top.plot(seconds, samples, lw=0.4, color="#333333")
+    top.plot(seconds, samples, lw=0.4, color="#333333", antialiased=False)
     top.set(xlim=(0, len(samples) / SAMPLE_RATE), ylabel="amplitude",
             title=title or f"waveform: {len(samples)} samples ({len(samples) / SAMPLE_RATE:.2f} s)")
     frames = mel.shape[-1]
     image = bottom.imshow(
-        mel, origin="lower", aspect="auto", cmap="magma",
+        mel, origin="lower", aspect="auto", cmap=MEL_CMAP, interpolation_stage="data",
         extent=(0, frames * HOP / SAMPLE_RATE, 0, mel.shape[0]),
     )
     if mel_length is not None:
@@ -59,12 +75,13 @@ def plot_mels(
     seams: Sequence[int] = (),
 ) -> Figure:
     """Mel spectrograms ``[128, F]`` side by side (same colour scale); ``seams`` marks frames."""
-    fig = Figure(figsize=(5 * len(mels), 3.6), layout="constrained")
+    fig = new_figure((5 * len(mels), 3.6))
     axes = np.atleast_1d(fig.subplots(1, len(mels), sharey=True))
     vmin = min(float(m.min()) for m in mels)
     vmax = max(float(m.max()) for m in mels)
     for ax, mel, title in zip(axes, mels, titles):
-        image = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax)
+        image = ax.imshow(mel, origin="lower", aspect="auto", cmap=MEL_CMAP, vmin=vmin, vmax=vmax,
+                          interpolation_stage="data")
         for seam in seams:
             ax.axvline(seam, color="white", lw=0.5, alpha=0.6)
         ax.set(title=title, xlabel="frame")
@@ -87,7 +104,7 @@ def plot_pipeline(path: str | os.PathLike | None = None) -> Figure:
     """The Parakeet TDT pipeline as boxes: each stage, the tensor it hands on, its device."""
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-    fig = Figure(figsize=(12, 3.0), layout="constrained")
+    fig = new_figure((12, 3.0))
     ax = fig.add_subplot()
     colors = {"input": "#dddddd", "ANE": "#3a9d5d", "CPU (LSTM)": "#9a9a9a"}
     n = len(PIPELINE_STAGES)
@@ -118,7 +135,7 @@ def plot_seams(seam: int = 16000, frames: Sequence[int] = (98, 99, 100, 101, 102
     the chunk border at ``seam`` are drawn underneath: frames near the seam need samples
     from both chunks, and a chunk with a 256-sample halo would be 16512 wide.
     """
-    fig = Figure(figsize=(11, 3.4), layout="constrained")
+    fig = new_figure((11, 3.4))
     ax = fig.add_subplot()
     lo, hi = HOP * min(frames) - 300, HOP * max(frames) + 300
     for b in range(lo // HOP, hi // HOP + 1):
@@ -146,10 +163,11 @@ def plot_frame_errors(
     errors: Mapping[str, np.ndarray], seams: Sequence[int] = (), path: str | os.PathLike | None = None
 ) -> Figure:
     """Per-frame max abs error (log scale) for several comparisons, chunk seams marked."""
-    fig = Figure(figsize=(11, 3.4), layout="constrained")
+    fig = new_figure((11, 3.4))
     ax = fig.add_subplot()
     for label, values in errors.items():
-        ax.semilogy(np.maximum(values, 1e-9), lw=0.8, label=label)
+        # not antialiased: a noise-like trace antialiased stores ~7x larger, no easier to read
+        ax.semilogy(np.maximum(values, 1e-9), lw=0.8, label=label, antialiased=False)
     for i, seam in enumerate(seams):
         ax.axvline(seam, color="#d62728", lw=0.6, alpha=0.5, label="chunk seams" if i == 0 else None)
     ax.set(xlabel="frame", ylabel="max abs error over 128 features")

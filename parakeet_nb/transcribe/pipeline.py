@@ -10,7 +10,9 @@ Three front-end variants, all ending in the same encoder and decoding loop:
 
 Here the modules run in PyTorch, on any OS. A waveform shorter than the 15 s window is
 zero-padded with its true length passed along, as the exported models expect.
-:func:`transcribe_exported` runs the exported packages instead (MIL executor), and
+:func:`transcribe_exported` runs the exported packages instead (MIL executor),
+:func:`transcribe_packages` does so for an export folder alone (model and tokenizer from
+its ``metadata.json``; ``parakeet-nb transcribe --packages``), and
 :func:`transcribe_all` puts PyTorch and exported transcripts side by side.
 """
 
@@ -144,7 +146,9 @@ def transcribe_exported(
     """Transcribe with the exported Core ML packages themselves, run by the MIL executor.
 
     Works on any OS (:mod:`parakeet_nb.mlprogram.milexec` is a numpy reference executor, not Core
-    ML). ``numerics="fp16"`` rounds every tensor to float16 after each op.
+    ML). ``numerics="fp32"`` runs each package as typed (fp16-typed ops in float16, the
+    rest in float32; label ``as typed``); ``numerics="fp16"`` rounds every tensor to float16
+    after each op (label ``all fp16``).
     """
     from pathlib import Path
 
@@ -168,10 +172,84 @@ def transcribe_exported(
         blank_id=blank_id, max_symbols_per_step=max_symbols_per_step,
     )
     text = tokenizer.ids_to_text(hyp.tokens) if tokenizer is not None and hyp.tokens else (None if tokenizer is None else "")
+    mode = "as typed" if numerics == "fp32" else "all fp16"
     return Transcript(
-        variant=f"{variant} (exported packages, {numerics})", tokens=hyp.tokens, timestamps=hyp.timestamps(),
+        variant=f"{variant} (exported packages, {mode})", tokens=hyp.tokens, timestamps=hyp.timestamps(),
         durations=hyp.durations, text=text, encoder_frames=frames,
     )
+
+
+def missing_packages(export_dir: str | os.PathLike, variant: str) -> list[str]:
+    """The package files ``variant`` needs that ``export_dir`` lacks (front end, decoder, joint decision)."""
+    from pathlib import Path
+
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}: expected one of {', '.join(VARIANTS)}")
+    return [f for f in (*EXPORTED_FRONT_ENDS[variant], *EXPORTED_BACK_END) if not (Path(export_dir) / f).is_dir()]
+
+
+def export_tokenizer(metadata: dict[str, Any], nemo: str | os.PathLike | None = None) -> Any:
+    """The tokenizer of the model an export was made from, or ``None`` for a preset.
+
+    ``metadata["model"]["source"]`` is ``preset:NAME`` (seeded weights, no tokenizer) or
+    ``checkpoint:FILE``; the checkpoint is read from ``nemo`` when given, else from
+    ``data/FILE`` of this repository (the shipped digits model), and must have the
+    ``checkpoint_sha256`` the export recorded. Raises ``ValueError`` with the reason.
+    """
+    from pathlib import Path
+
+    from parakeet_nb.model.checkpoint import CheckpointError, load_nemo, sha256
+    from parakeet_nb.paths import ROOT
+
+    model = metadata.get("model", {})
+    source = str(model.get("source", ""))
+    if source.startswith("preset:"):
+        return None
+    if not source.startswith("checkpoint:"):
+        raise ValueError(f"metadata.json names the model source {source!r}; expected preset:NAME or checkpoint:FILE")
+    name = source.split(":", 1)[1]
+    path = Path(nemo) if nemo is not None else ROOT / "data" / name
+    if not path.is_file():
+        raise ValueError(f"the export was made from checkpoint {name}, not found at {path}: give its path with --nemo")
+    expected = model.get("checkpoint_sha256")
+    if expected is not None and sha256(path) != expected:
+        raise ValueError(f"{path}: not the checkpoint this export was made from (sha256 differs from metadata.json)")
+    try:
+        return load_nemo(path).tokenizer
+    except CheckpointError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def transcribe_packages(
+    export_dir: str | os.PathLike,
+    waveform: np.ndarray | torch.Tensor,
+    variant: Variant = "split",
+    *,
+    nemo: str | os.PathLike | None = None,
+) -> Transcript:
+    """Transcribe with the packages of an export folder alone, run as typed by the MIL executor.
+
+    The model (blank id, tokenizer through :func:`export_tokenizer`) comes from the folder's
+    ``metadata.json``; ``variant`` picks the front end among its packages. Raises
+    ``ValueError`` naming the missing packages, or why the metadata or checkpoint is unusable.
+    """
+    return transcribe_exported(export_dir, waveform, variant, tokenizer=packages_tokenizer(export_dir, variant, nemo))
+
+
+def packages_tokenizer(export_dir: str | os.PathLike, variant: Variant = "split", nemo: str | os.PathLike | None = None) -> Any:
+    """Check that ``export_dir`` holds the packages ``variant`` needs and return the model's
+    tokenizer (:func:`export_tokenizer`; ``None`` for a preset). Raises ``ValueError`` as
+    :func:`transcribe_packages` does; call it once before transcribing many windows."""
+    from parakeet_nb.coreml.runtime import read_metadata
+
+    metadata = read_metadata(export_dir)
+    missing = missing_packages(export_dir, variant)
+    if missing:
+        raise ValueError(
+            f"{export_dir}: the {variant} variant needs {', '.join(missing)}, missing here "
+            f"(export them with --only {','.join(exported_components([variant]))})"
+        )
+    return export_tokenizer(metadata, nemo)
 
 
 def transcribe(
@@ -206,7 +284,7 @@ class Transcripts:
     """Transcripts of one waveform by several pipelines, and the reference text when known.
 
     ``runs`` holds PyTorch runs (``variant`` is ``"split"``, ``"fused"`` or ``"chunked"``)
-    and exported-package runs (``"split (exported packages, fp32)"`` ...), in that order.
+    and exported-package runs (``"split (exported packages, as typed)"`` ...), in that order.
     """
 
     runs: list[Transcript]
@@ -225,7 +303,7 @@ class Transcripts:
         return all(t.text is not None and t.text.split() == self.reference.split() for t in self.runs)
 
     def table(self) -> str:
-        """One line per run (``variant (PyTorch)`` or ``variant (exported packages, fp32)``)
+        """One line per run (``variant (PyTorch)`` or ``variant (exported packages, as typed)``)
         with its text (or token count when the model has no tokenizer), then the verdicts."""
         labels = [t.variant if t.variant not in VARIANTS else f"{t.variant} (PyTorch)" for t in self.runs]
         width = max([len(x) for x in labels] + [len("reference")])

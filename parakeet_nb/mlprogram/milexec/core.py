@@ -7,8 +7,8 @@ Every tensor is a numpy array in its *compute representation*:
 * ``fp32`` and ``fp16`` tensors are ``float32`` arrays. An ``fp16`` tensor holds only values
   that float16 can represent (it was rounded when it was produced), so ops never have to
   upcast float16 storage again.
-* integer tensors keep their declared width (``int32``, ``int16``, ``uint16``, ``int8``,
-  ``uint8``) and numpy's wrap-around arithmetic, which is int32 two's-complement semantics.
+* integer tensors keep their declared width (``int32``, ``uint32``, ``int16``, ``uint16``,
+  ``int8``, ``uint8``) and numpy's wrap-around arithmetic, which is int32 two's-complement semantics.
 * ``bool`` tensors are ``numpy.bool_`` arrays; string parameters are Python ``str``.
 
 Op implementations read their inputs through :class:`OpContext` and return arrays (or a
@@ -42,6 +42,7 @@ STORAGE_DTYPES: dict[str, type] = {
     "int16": np.int16,
     "uint16": np.uint16,
     "int32": np.int32,
+    "uint32": np.uint32,
     "bool": np.bool_,
 }
 
@@ -49,7 +50,7 @@ STORAGE_DTYPES: dict[str, type] = {
 COMPUTE_DTYPES: dict[str, type] = {**STORAGE_DTYPES, "fp16": np.float32}
 
 FLOAT_TYPES = frozenset({"fp16", "fp32"})
-INT_TYPES = frozenset({"int8", "uint8", "int16", "uint16", "int32"})
+INT_TYPES = frozenset({"int8", "uint8", "int16", "uint16", "int32", "uint32"})
 
 
 class MilExecError(Exception):
@@ -68,8 +69,7 @@ class UndefinedBehaviorError(MilExecError, ValueError):
     """Inputs for which the op's result is undefined or not pinned down by its definition.
 
     Examples: an out-of-bound ``gather`` index (undefined for ``validate_indices=False``),
-    integer division by zero, an integer ``real_div`` that is not exact (the runtime may
-    truncate or floor), a ``mod`` whose operands disagree in sign (Python and C conventions
+    integer division by zero, a ``mod`` whose operands disagree in sign (Python and C conventions
     give different answers). The message names the op and says what was found.
     """
 

@@ -100,6 +100,7 @@ __all__ = [
     "InputValidationError",
     "MilExecError",
     "MilExecutor",
+    "NonFiniteError",
     "UndefinedBehaviorError",
     "UnsupportedOpError",
     "run_program",
@@ -109,6 +110,15 @@ __all__ = [
 
 #: Op types whose value coremltools materializes when it loads the program.
 _CONST_LIKE_PREFIX = "constexpr_"
+
+
+class NonFiniteError(MilExecError):
+    """``stop_on_nonfinite``: an op made inf/NaN from finite inputs (op, position, numerics)."""
+
+
+def _nonfinite(a: Any) -> bool:
+    a = np.asarray(a)
+    return a.dtype.kind == "f" and not np.isfinite(a).all()
 
 
 def supported_op_types() -> list[str]:
@@ -390,6 +400,7 @@ class MilExecutor:
         inputs: Mapping[str, Any],
         *,
         on_op: Callable[[Any, tuple[np.ndarray, ...]], None] | None = None,
+        stop_on_nonfinite: bool = False,
     ) -> dict[str, np.ndarray]:
         """Run ``main`` on ``inputs`` (name -> array) and return its outputs by name.
 
@@ -397,6 +408,9 @@ class MilExecutor:
         integer inputs must fit the declared integer type. Outputs have their declared
         dtype (``float16`` arrays for fp16 outputs). ``on_op(op, outputs)`` is called after
         every executed op with its (rounded) output values, for layer-by-layer inspection.
+        ``stop_on_nonfinite=True`` raises :class:`NonFiniteError` at the first op whose output
+        holds inf or NaN while every non-constant input was finite (a constant that is inf,
+        e.g. a large float32 value rounded to float16, is named in the message).
         """
         env: dict[str, Any] = dict(self._consts)
         env.update(self._validate_inputs(inputs))
@@ -417,6 +431,8 @@ class MilExecutor:
                         f"{ctx.where}: produced {len(results)} outputs, the program declares {len(step.outs)}"
                     )
                 finished = tuple(self._finish(v, out, ctx) for v, out in zip(results, step.outs))
+                if stop_on_nonfinite:
+                    self._check_finite(step, env, finished)
                 for out, v in zip(step.outs, finished):
                     env[out.name] = v
                 if on_op is not None:
@@ -429,6 +445,28 @@ class MilExecutor:
             name: np.array(env[name], dtype=STORAGE_DTYPES.get(dtype), copy=True)
             for name, dtype in self._outputs
         }
+
+
+    def _check_finite(self, step: _Step, env: dict[str, Any], finished: tuple[np.ndarray, ...]) -> None:
+        bad = [(out, v) for out, v in zip(step.outs, finished) if _nonfinite(v)]
+        if not bad:
+            return
+        consts = []
+        for value in step.op.inputs.values():
+            for var in value if isinstance(value, (tuple, list)) else (value,):
+                if not _nonfinite(env.get(var.name, 0.0)):
+                    continue
+                if var.name not in self._consts:
+                    return  # propagated from a non-finite tensor, not made here
+                consts.append(var.name)
+        out, v = bad[0]
+        a = np.asarray(v)
+        mode = f"numerics {self.numerics}" + (", subnormals flushed" if self.flush_subnormals else "")
+        via = f"; non-finite constant input(s) {', '.join(consts)}" if consts else ""
+        raise NonFiniteError(
+            f"{step.ctx.where}: output {out.name!r} ({out.dtype}) has {int(np.isinf(a).sum())} inf and "
+            f"{int(np.isnan(a).sum())} NaN of {a.size} values from finite inputs ({mode}{via})"
+        )
 
 
 def run_program(

@@ -11,7 +11,9 @@ from parakeet_nb.mlprogram.milexec.ops import (  # noqa: F401  (imported for reg
     indexing,
     linear,
     norm,
+    rearrange,
     recurrent,
     reduce,
+    scatter,
     shape,
 )

@@ -1,4 +1,7 @@
-"""Convolution and pooling over 1 to 3 spatial axes (``x: [N, C, *D]``).
+"""Convolution, transposed convolution and pooling over 1 to 3 spatial axes (``x: [N, C, *D]``).
+
+Definitions: coremltools ``converters/mil/mil/ops/defs/iOS15/conv.py`` (``conv``,
+``conv_transpose``; iOS17 revisions in ``defs/iOS17/conv.py``) and ``defs/iOS15/pool.py``.
 
 Padding (``pad_type``), shared by ``conv`` and the pools:
 
@@ -188,3 +191,67 @@ def op_l2_pool(ctx: OpContext) -> np.ndarray:
     xp = np.pad(x, [(0, 0), (0, 0)] + pads)
     win = _windows(xp, kernel, dil, strides, out)
     return np.sqrt(np.sum(win * win, axis=tuple(range(-len(kernel), 0))))
+
+
+@register(
+    "conv_transpose",
+    params=("x", "weight", "bias", "pad", "output_shape", "pad_type", "strides", "dilations", "groups"),
+    family="conv",
+)
+def op_conv_transpose(ctx: OpContext) -> np.ndarray:
+    """Transposed convolution (PyTorch's ``conv_transposeNd``), ``x: [N, C_in, *D]``,
+    ``weight: [C_in, C_out / groups, *K]``.
+
+    Follows ``conv_transpose`` in coremltools ``converters/mil/mil/ops/defs/iOS15/conv.py``
+    (and ``defs/iOS17/conv.py``): every input position ``d`` adds ``x[:, c, d] *
+    weight[c, o, k]`` to output position ``d * stride + k * dilation`` of the full size
+    ``(D - 1) * stride + (K - 1) * dilation + 1``; ``custom`` padding then removes
+    ``pad[2i]`` positions at the start and ``pad[2i+1]`` at the end of axis ``i``, ``valid``
+    none. ``same`` (output ``D * stride``) is taken only when the positions to remove split
+    evenly (the definition does not say which side gets the odd one); an ``output_shape``
+    is taken only when it equals the size the padding gives.
+    """
+    x = ctx.acc(ctx.x("x"))
+    w = ctx.acc(ctx.x("weight"))
+    n = x.ndim - 2
+    if not 1 <= n <= 3 or w.ndim != n + 2:
+        raise ctx.unsupported(f"input rank {x.ndim} with weight {w.shape}")
+    kernel = w.shape[2:]
+    strides = ctx.ints("strides", [1] * n)
+    dil = ctx.ints("dilations", [1] * n)
+    groups = int(ctx.attr("groups", 1))
+    c_in = x.shape[1]
+    if groups <= 0 or c_in % groups or w.shape[0] != c_in or len(strides) != n or len(dil) != n:
+        raise ctx.unsupported(f"groups {groups}, strides {strides}, dilations {dil} with x {x.shape}, weight {w.shape}")
+    gi, go = c_in // groups, w.shape[1]
+    full = tuple((d - 1) * s + (k - 1) * dl + 1 for d, s, k, dl in zip(x.shape[2:], strides, kernel, dil))
+    pad_type = str(ctx.attr("pad_type", "valid")).lower()
+    if pad_type == "valid":
+        crops = [(0, 0)] * n
+    elif pad_type == "custom":
+        pad = ctx.ints("pad", [0] * 2 * n)
+        crops = [(pad[2 * i], pad[2 * i + 1]) for i in range(n)]
+    elif pad_type == "same":
+        totals = [f - d * s for f, d, s in zip(full, x.shape[2:], strides)]
+        if any(t < 0 or t % 2 for t in totals):
+            raise ctx.unsupported(f"pad_type 'same' removing {totals} positions (an odd or negative count)")
+        crops = [(t // 2, t // 2) for t in totals]
+    else:
+        raise ctx.unsupported(f"pad_type {pad_type!r}")
+    size = tuple(f - lo - hi for f, (lo, hi) in zip(full, crops))
+    if ctx.has("output_shape") and tuple(ctx.ints("output_shape"))[2:] != size:
+        raise ctx.unsupported(f"output_shape {list(ctx.ints('output_shape'))} differs from the padded size {size}")
+    y = np.zeros((x.shape[0], go * groups) + full, dtype=ctx.acc_dtype)
+    xt = np.moveaxis(x, 1, -1)  # [N, *D, C_in]
+    for k_idx in itertools.product(*(range(k) for k in kernel)):
+        dst = (slice(None), slice(None)) + tuple(
+            slice(k * dl, k * dl + s * (d - 1) + 1, s) for k, dl, s, d in zip(k_idx, dil, strides, x.shape[2:])
+        )
+        for g in range(groups):
+            contrib = xt[..., g * gi : (g + 1) * gi] @ w[(slice(g * gi, (g + 1) * gi), slice(None)) + k_idx]
+            y[(dst[0], slice(g * go, (g + 1) * go)) + dst[2:]] += np.moveaxis(contrib, -1, 1)
+    y = y[(slice(None), slice(None)) + tuple(slice(lo, f - hi) for f, (lo, hi) in zip(full, crops))]
+    bias = ctx.opt("bias")
+    if bias is not None:
+        y = y + ctx.acc(bias).reshape((1, -1) + (1,) * n)
+    return np.ascontiguousarray(y, dtype=F32)

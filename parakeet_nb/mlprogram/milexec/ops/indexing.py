@@ -2,8 +2,12 @@
 ``topk`` and ``argsort``.
 
 Index bounds depend on the opset. iOS15/16 ``gather`` accepts ``-D <= i < D`` (negative
-counts from the end); ``gather_along_axis`` and ``gather_nd`` never document negative
-indices, so they are refused there. From iOS17 every gather treats negative indices as out
+counts from the end), and so does iOS15/16 ``gather_along_axis``: its definition's
+``value_inference`` is ``np.take_along_axis`` (coremltools
+``converters/mil/mil/ops/defs/iOS15/scatter_gather.py``) and coremltools' own op test
+draws its indices from ``[-D, D)`` for iOS15/16 (``mil/ops/tests/iOS14/test_scatter_gather.py``,
+``TestGatherAlongAxis``). ``gather_nd`` never documents negative indices, so they are
+refused there. From iOS17 every gather treats negative indices as out
 of bound (the iOS17 ``gather`` docstring still repeats "may be negative" in its parameter
 list, contradicting its own summary). Out-of-bound indices are undefined behaviour when
 ``validate_indices`` is false and a runtime error when it is true; either way the executor
@@ -53,15 +57,15 @@ def op_gather(ctx: OpContext) -> np.ndarray:
 def op_gather_along_axis(ctx: OpContext) -> np.ndarray:
     """``out[..., i, ...] = x[..., indices[..., i, ...], ...]`` along ``axis`` (same rank).
 
-    Negative indices are refused in every opset: iOS17 declares them out of bound and the
-    earlier definitions do not say they are allowed.
+    Negative indices count from the end up to iOS16 (see the module docstring); iOS17
+    declares them out of bound (``defs/iOS17/scatter_gather.py``).
     """
     x = np.asarray(ctx.x("x"))
     idx = np.asarray(ctx.x("indices"))
     axis = normalize_axis(int(ctx.attr("axis", 0)), x.ndim, ctx)
     if idx.ndim != x.ndim:
         raise ctx.unsupported(f"indices rank {idx.ndim} != x rank {x.ndim}")
-    idx = _check_indices(ctx, idx, x.shape[axis], allow_negative=False)
+    idx = _check_indices(ctx, idx, x.shape[axis], allow_negative=ctx.opset <= 16)
     return np.take_along_axis(x, idx, axis=axis)
 
 

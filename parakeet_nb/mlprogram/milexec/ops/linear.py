@@ -38,8 +38,23 @@ def op_linear(ctx: OpContext) -> np.ndarray:
 @register("matmul", params=("x", "y", "transpose_x", "transpose_y"), family="linear")
 def op_matmul(ctx: OpContext) -> np.ndarray:
     """numpy ``matmul`` (batch broadcasting, 1-D promotion) after the optional transposes
-    of the last two axes (which do nothing to a 1-D operand)."""
-    x, y = _same_kind(ctx, ctx.x("x"), ctx.x("y"))
+    of the last two axes (which do nothing to a 1-D operand).
+
+    iOS17 ``matmul`` (coremltools ``converters/mil/mil/ops/defs/iOS17/linear.py``) lets a
+    const operand have another dtype; the output takes the non-const operand's dtype. For
+    an integer output with a float const, the const is used as integers when every value
+    is one (then rounding before or after the product agree); otherwise the definition
+    does not say which, and the op is refused.
+    """
+    x, y = ctx.x("x"), ctx.x("y")
+    if ctx.out_dtype() not in ("fp16", "fp32") and (is_float(x) or is_float(y)):
+        if any(is_float(v) and np.any(np.asarray(v) != np.trunc(v)) for v in (x, y)):
+            raise ctx.undefined(
+                "integer matmul with a non-integer float operand: whether the operand or "
+                "the product is rounded to an integer is not defined"
+            )
+        x, y = (np.asarray(v).astype(np.int32) for v in (x, y))
+    x, y = _same_kind(ctx, x, y)
     if x.ndim == 1 and y.ndim > 2:
         raise ctx.unsupported(
             "1-D x with a batched y: the docs give numpy's shape, coremltools' type inference "

@@ -1,4 +1,6 @@
-"""Normalizations: ``layer_norm``, ``batch_norm``, ``instance_norm``, ``l2_norm``.
+"""Normalizations: ``layer_norm``, ``batch_norm``, ``instance_norm``, ``l2_norm``,
+``local_response_norm`` (definitions: coremltools ``converters/mil/mil/ops/defs/iOS15/normalization.py``
+and its iOS17 revision).
 
 Means and (biased) variances are computed in float32 over the normalized axes, as the
 definitions' formulas read: ``(x - mean) / sqrt(var + epsilon) * gamma + beta``.
@@ -78,3 +80,33 @@ def op_l2_norm(ctx: OpContext) -> np.ndarray:
         raise ctx.unsupported(f"l2_norm needs rank >= 3, got {x.ndim}")
     s = np.sum(x * x, axis=(-3, -2, -1), keepdims=True)
     return x / np.sqrt(s + _eps(ctx, 1e-6))
+
+
+@register("local_response_norm", params=("x", "size", "alpha", "beta", "k"), family="norm")
+def op_local_response_norm(ctx: OpContext) -> np.ndarray:
+    """``x / (k + alpha / size * sum_j x_j**2) ** beta`` over ``size`` neighbouring
+    channels, ``x`` of rank 3 or 4.
+
+    Follows ``local_response_norm`` in coremltools ``converters/mil/mil/ops/defs/iOS15/
+    normalization.py`` (defaults ``alpha=1e-4, beta=0.75, k=1``). Two points the definition
+    leaves open are taken from the values coremltools' own op test pins down
+    (``mil/ops/tests/iOS14/test_normalization.py``, ``TestNormalizationLocalResponseNorm``
+    smoke test, rank 3 ``[1, 3, 2]``): the channel axis is the third from the end (``C`` of
+    ``[N, C, H, W]``, the first axis of a rank-3 input, as in Core ML's NeuralNetwork LRN
+    layer on ``[C, H, W]``); the window is ``c - (size - 1) // 2 ... c + (size - 1) // 2``
+    with zeros beyond the edges. Where an even ``size`` would make the window's placement
+    matter (more than one channel) the op is refused: the definition does not place it.
+    (The suite's stress test compares with ``torch.nn.LocalResponseNorm`` at ``atol=1e-2``,
+    too loose to tell these choices apart.)
+    """
+    x = as_float(ctx.x("x"))
+    size = int(ctx.attr("size"))
+    if x.ndim not in (3, 4) or size < 1:
+        raise ctx.unsupported(f"size {size} with input rank {x.ndim} (the definition takes rank 3 or 4)")
+    if size % 2 == 0 and x.shape[-3] > 1:
+        raise ctx.unsupported(f"even size {size} over {x.shape[-3]} channels (the window's placement is not defined)")
+    alpha, beta, k = (F32(ctx.attr(p, d)) for p, d in (("alpha", 1e-4), ("beta", 0.75), ("k", 1.0)))
+    half = (size - 1) // 2
+    sq = np.pad(x * x, [(0, 0)] * (x.ndim - 3) + [(half, half), (0, 0), (0, 0)])
+    window = np.lib.stride_tricks.sliding_window_view(sq, 2 * half + 1, axis=x.ndim - 3).sum(axis=-1, dtype=F32)
+    return x / (k + alpha / F32(size) * window) ** beta

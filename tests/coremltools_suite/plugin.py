@@ -1,0 +1,337 @@
+"""A pytest plugin: coremltools' own MIL op tests, with ``milexec`` standing in for ``predict``.
+
+coremltools 9.0 ships its op test suite in the wheel
+(``coremltools/converters/mil/mil/ops/tests/iOS14 ... iOS18``). Every case builds a MIL
+program, converts it with ``ct.convert`` and, on macOS only, compares
+``MLModel.predict`` with outputs its authors computed in numpy
+(``coremltools/converters/mil/testing_utils.py: compare_backend``). With this plugin the
+cases predict on any OS: while a suite test runs,
+
+* ``MLModel.predict`` of an ML Program saves the converted package, reads it back with the
+  project's loader (:func:`parakeet_nb.mlprogram.load.load_program`) and runs ``main``
+  with :class:`parakeet_nb.mlprogram.milexec.MilExecutor`: ``numerics="fp16"`` for the
+  suite's fp16 backends (the conversion typed the program fp16; the executor also rounds
+  whatever stayed fp32), ``numerics="fp32"`` for fp32 ones. Inputs are converted to the
+  declared dtypes as Core ML's ``predict`` does;
+* ``testing_utils._IS_MACOS`` is ``True`` and its view of the macOS version says "new
+  enough", so ``compare_backend``/``compare_shapes`` compare exactly as on a Mac (fp16
+  backends with the suite's own tolerance ``atol=max(100*atol, 0.5)``,
+  ``rtol=max(100*rtol, 0.05)``). Nothing else sees a fake macOS: tests the suite marks
+  ``skipif(_macos_version() < ...)`` are still skipped at collection.
+
+Installed files are never edited; everything is patched per test with ``monkeypatch``.
+The suite's backends come from environment variables read when
+``coremltools.converters.mil.testing_reqs`` is imported; the plugin sets
+``PYMIL_TEST_TARGETS=mlprogram`` and ``INCLUDE_MIL_FP32_UNIT_TESTS=1`` so every ML Program
+backend (fp16 and fp32 precision, opsets iOS15-iOS18) is collected.
+
+Outcomes: an op the executor refuses (:class:`~parakeet_nb.mlprogram.milexec.UnsupportedOpError`)
+skips the case with the reason ``unsupported by milexec: <op type> (<detail>)``. A case
+whose test never called ``predict`` (type inference or value inference only) passes
+without exercising the executor and is reported as ``not-predicted``.
+
+Use::
+
+    python -m pytest -p tests.coremltools_suite.plugin --milexec-report out.json \\
+        $(python -m tests.coremltools_suite.plugin --files)      # every op test file
+
+``--milexec-report`` writes one record per case: node id, outcome (``passed``,
+``failed``, ``unsupported``, ``skipped``, ``xfail`` (the suite's own ``pytest.xfail``),
+``refused`` (listed in :data:`KNOWN_REFUSALS`: the executor's refusal is right),
+``known-difference`` (:data:`KNOWN_DIFFERENCES`),
+``not-predicted``), the reason, and the op
+types of the program(s) the case ran.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+os.environ["PYMIL_TEST_TARGETS"] = "mlprogram"
+os.environ["INCLUDE_MIL_FP32_UNIT_TESTS"] = "1"
+
+#: The op test suite shipped in the coremltools wheel, one folder per opset.
+OPSETS = ("iOS14", "iOS15", "iOS16", "iOS17", "iOS18")
+SKIP_PREFIX = "unsupported by milexec: "
+
+
+def suite_dir() -> Path:
+    import coremltools
+
+    return Path(coremltools.__file__).parent / "converters" / "mil" / "mil" / "ops" / "tests"
+
+
+def suite_files() -> list[Path]:
+    """Every op test file of iOS14-iOS18 (``test_*.py``), sorted."""
+    return sorted(p for opset in OPSETS for p in (suite_dir() / opset).glob("test_*.py"))
+
+
+def short_id(nodeid: str) -> str:
+    """``iOS14/test_conv.py::TestConv::test_x[...]``: a node id relative to the suite folder."""
+    marker = "/mil/ops/tests/"
+    return nodeid.split(marker, 1)[1] if marker in nodeid else nodeid
+
+
+@dataclass
+class CaseRecord:
+    """What one suite case did with the executor."""
+
+    ops: set[str] = field(default_factory=set)
+    predictions: int = 0
+    unsupported: str | None = None
+
+
+#: Cases whose refusal is right: (pattern matched against the node id relative to the
+#: suite folder, exception the case must raise, reason). Marked ``xfail(strict=True)`` so
+#: they are reported as ``refused`` and a case that starts passing is a failure.
+KNOWN_REFUSALS: tuple[tuple[str, str, str], ...] = (
+    (
+        r"iOS14/test_normalization\.py::TestNormalizationBatchNorm::test_builder_to_backend_smoke"
+        r"\[.*precision='fp32', opset_version=<AvailableTarget\.iOS15: 6>\)-x_param_dtype=\(<class 'numpy\.float16'>",
+        "parakeet_nb.mlprogram.load.ModelReadError",
+        "the converted iOS15 program feeds fp32 x and fp16 mean/variance to batch_norm, which its "
+        "definition forbids (defs/iOS15/normalization.py: same dtype T); coremltools' own milproto "
+        "loader refuses to read it back, only Core ML's runtime accepts it",
+    ),
+)
+REFUSED_PREFIX = "milexec refuses: "
+
+#: Cases where the executor and Core ML's CPU knowingly differ: (pattern, reason); marked
+#: ``xfail(strict=False)`` (reported ``known-difference``), since small values may agree.
+#: iOS15 cannot take fp16 inputs, so the fp32-precision conversion of a test with fp16
+#: inputs/weights casts them and runs the op fp16-typed. The executor rounds every
+#: declared-fp16 tensor to float16 (its model of typed execution, see the executor's
+#: docstring); the suite compares at the fp32 tolerance (atol 1e-4), which holds only if the
+#: runtime computes those fp16-typed ops in float32, as Core ML's CPU evidently does. The
+#: mismatches are one or two float16 steps of the op's output; no op rounds internally.
+KNOWN_DIFFERENCES: tuple[tuple[str, str], ...] = tuple(
+    (
+        rf"iOS14/test_(conv|normalization)\.py::{cls}::test_builder_to_backend_(smoke|stress)\w*"
+        r"\[.*precision='fp32', opset_version=<AvailableTarget\.iOS15: 6>\).*numpy\.float16",
+        "Core ML's CPU computes fp16-typed ops of this iOS15 program in float32; milexec "
+        "rounds their outputs to float16 (typed execution), a float16 step off the fp32 tolerance",
+    )
+    for cls in ("TestConv", "TestConvTranspose", "TestNormalizationInstanceNorm", "TestNormalizationL2Norm")
+)
+DIFFERENCE_PREFIX = "milexec differs from Core ML CPU: "
+
+_current: CaseRecord | None = None
+_precision: str = "fp32"
+
+
+class _MacosVersionView:
+    """``coremltools.models.utils`` as the suite's ``testing_utils`` sees it, except that
+    ``_macos_version()`` reports a version new enough for every opset (15.0)."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    @staticmethod
+    def _macos_version() -> tuple[int, int]:
+        return (15, 0)
+
+
+def _op_type_of(message: str) -> str:
+    """The op type an :class:`UnsupportedOpError` message names (``op 'conv' named ...``)."""
+    m = re.search(r"op type '([^']+)'", message) or re.match(r"op '([^']+)'", message)
+    return m.group(1) if m else "?"
+
+
+def _inputs_for(executor: Any, data: dict[str, Any]) -> dict[str, np.ndarray]:
+    """``data`` converted to the declared input dtypes, as Core ML's predict converts a
+    float32 multiarray for an int32 input (the suite passes every input as float32)."""
+    from parakeet_nb.mlprogram.milexec.core import STORAGE_DTYPES
+
+    out = {}
+    for name, (shape, dtype) in executor.input_specs().items():
+        value = np.asarray(data[name])
+        if value.shape != tuple(shape) and value.size == np.prod([d or 0 for d in shape]):
+            value = value.reshape(shape)
+        if dtype in ("fp16", "fp32"):
+            value = value.astype(np.float32)
+        else:
+            value = value.astype(STORAGE_DTYPES[dtype])
+        out[name] = value
+    return out
+
+
+def milexec_predict(self: Any, data: dict[str, Any], state: Any = None) -> dict[str, np.ndarray]:
+    """Stand-in for ``MLModel.predict``: run the saved ML Program with the executor."""
+    from parakeet_nb.mlprogram.load import load_program
+    from parakeet_nb.mlprogram.milexec import MilExecutor, UnsupportedOpError
+
+    record = _current if _current is not None else CaseRecord()
+    if self.get_spec().WhichOneof("Type") != "mlProgram":
+        pytest.skip(f"{SKIP_PREFIX}neuralnetwork model (milexec runs ML Programs only)")
+    with tempfile.TemporaryDirectory(prefix="milexec_suite_") as tmp:
+        path = Path(tmp) / "model.mlpackage"
+        self.save(str(path))
+        loaded = load_program(path)
+        record.ops.update(
+            op.op_type for op in loaded.main.operations if op.op_type != "const"
+        )
+        if state is not None:
+            record.unsupported = "state"
+            pytest.skip(f"{SKIP_PREFIX}state (stateful models)")
+        numerics = "fp16" if _precision == "fp16" else "fp32"
+        try:
+            executor = MilExecutor(loaded, numerics=numerics)
+            result = executor.run(_inputs_for(executor, data))
+        except UnsupportedOpError as exc:
+            op = _op_type_of(str(exc))
+            record.unsupported = op
+            detail = str(exc).split(": ", 1)[-1]
+            pytest.skip(f"{SKIP_PREFIX}{op} ({detail})")
+    record.predictions += 1
+    return result
+
+
+def _backend_precision(item: pytest.Item) -> str:
+    callspec = getattr(item, "callspec", None)
+    backend = callspec.params.get("backend") if callspec is not None else None
+    if backend is None:
+        return "fp32"
+    precision = getattr(backend, "precision", None)
+    if precision is None and isinstance(backend, tuple):
+        precision = backend[1]
+    return precision or "fp32"
+
+
+def _in_suite(item: pytest.Item) -> bool:
+    return "/converters/mil/mil/ops/tests/iOS1" in str(item.path).replace(os.sep, "/")
+
+
+@pytest.fixture(autouse=True)
+def _milexec_predicts(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Route the suite's predictions through milexec for the duration of one suite test."""
+    global _current, _precision
+    if not _in_suite(request.node):
+        yield
+        return
+    import coremltools as ct
+    from coremltools.converters.mil import testing_utils
+
+    monkeypatch.setattr(testing_utils, "_IS_MACOS", True)
+    monkeypatch.setattr(testing_utils, "coremltoolsutils", _MacosVersionView(testing_utils.coremltoolsutils))
+    monkeypatch.setattr(ct.models.MLModel, "predict", milexec_predict)
+    _current, _precision = CaseRecord(), _backend_precision(request.node)
+    request.node.stash[_RECORD] = _current
+    try:
+        yield
+    finally:
+        _current = None
+
+
+_RECORD = pytest.StashKey[CaseRecord]()
+
+
+class _Report:
+    """Collects one row per suite case and writes them as JSON at the end of the session."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        outcome = yield
+        rep = outcome.get_result()
+        if not _in_suite(item):
+            return
+        record = item.stash.get(_RECORD, CaseRecord())
+        row = self.rows.setdefault(
+            item.nodeid,
+            {"id": short_id(item.nodeid), "outcome": "passed", "reason": "", "ops": []},
+        )
+        row["ops"] = sorted(record.ops)
+        if rep.failed:
+            row["outcome"] = "failed"
+            row["reason"] = _first_line(rep.longrepr)
+        elif hasattr(rep, "wasxfail"):
+            reason = rep.wasxfail or "expected to fail by the suite"
+            row["outcome"] = (
+                "refused" if reason.startswith(REFUSED_PREFIX)
+                else "known-difference" if reason.startswith(DIFFERENCE_PREFIX)
+                else "xfail"
+            )
+            row["reason"] = reason
+        elif rep.skipped and row["outcome"] != "failed":
+            reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+            reason = reason.removeprefix("Skipped: ")
+            row["outcome"] = "unsupported" if reason.startswith(SKIP_PREFIX) else "skipped"
+            row["reason"] = reason
+        elif rep.when == "call" and rep.passed and record.predictions == 0:
+            row["outcome"] = "not-predicted"
+        if rep.when == "teardown" and len(self.rows) % 200 == 0:  # a partial report survives a kill
+            self.write()
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.write()
+
+    def write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(list(self.rows.values()), indent=0) + "\n")
+
+
+def _first_line(longrepr: Any) -> str:
+    crash = getattr(longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(longrepr)
+    return text.strip().splitlines()[0][:300] if text.strip() else "failed"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    from parakeet_nb.mlprogram.load import ModelReadError
+
+    errors = {"parakeet_nb.mlprogram.load.ModelReadError": ModelReadError}
+    for item in items:
+        for pattern, error, reason in KNOWN_REFUSALS:
+            if re.search(pattern, short_id(item.nodeid)):
+                item.add_marker(pytest.mark.xfail(strict=True, raises=errors[error], reason=REFUSED_PREFIX + reason))
+        for pattern, reason in KNOWN_DIFFERENCES:
+            if re.search(pattern, short_id(item.nodeid)):
+                item.add_marker(pytest.mark.xfail(strict=False, raises=AssertionError, reason=DIFFERENCE_PREFIX + reason))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("milexec-suite", "coremltools' op tests predicted by milexec")
+    group.addoption("--milexec-report", metavar="PATH", help="write one JSON record per suite case to PATH")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    reqs = sys.modules.get("coremltools.converters.mil.testing_reqs")
+    if reqs is not None and not any(b.precision == "fp32" for b in reqs.backends_internal):
+        raise pytest.UsageError(
+            "coremltools' testing_reqs was imported before the milexec suite plugin set "
+            "INCLUDE_MIL_FP32_UNIT_TESTS=1; load the plugin with -p tests.coremltools_suite.plugin"
+        )
+    # The project's loader imports NeMo (parakeet_nb._quiet.import_heavy); ct.convert runs
+    # gc.collect() on every call, which then walks NeMo's and torch's objects (~2 s a case
+    # on a busy 2-core machine). Freezing what exists now keeps them out of every collection.
+    import parakeet_nb.mlprogram.load  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
+    path = config.getoption("--milexec-report")
+    if path:
+        config.pluginmanager.register(_Report(Path(path)), "milexec-suite-report")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--files"]:
+        print("\n".join(str(p) for p in suite_files()))
+    else:
+        sys.exit("usage: python -m tests.coremltools_suite.plugin --files")
