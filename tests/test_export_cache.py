@@ -25,6 +25,7 @@ def test_second_call_reuses_the_entry(tiny_modules, entry):
     again = cache.cached_export(tiny_modules, precision="fp32", only=ONLY, root=root)
     assert again.hit and again.out_dir == first.out_dir and again.key == first.key
     assert list(again.metadata["components"]) == ONLY
+    assert [line.split()[0] for line in again.table().splitlines()] == ["component", "joint"]
     assert (again.out_dir / "parakeet_joint.mlpackage").is_dir()
 
 

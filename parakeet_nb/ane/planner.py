@@ -10,6 +10,10 @@ waveform ops on CPU/GPU, and split models run (FluidInference/mobius' Parakeet n
 https://github.com/FluidInference/mobius, and FluidAudio issue 121,
 https://github.com/FluidInference/FluidAudio/issues/121). The planner reproduces those outcomes with a few
 stated rules, so a reader can see *why* a program would or would not fail, and where.
+Every placement it gives is *predicted*. The measured counterpart is Core ML's own compute
+plan: on a Mac with macOS 14.4+, ``parakeet-nb device-check DIR`` (:mod:`parakeet_nb.device`)
+joins it op by op with this planner's plan of the same package and lists every
+disagreement.
 
 The rules
 ---------

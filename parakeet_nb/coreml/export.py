@@ -414,16 +414,19 @@ def _compile(package: Path) -> str:
     return compiled.name
 
 
+def previous_metadata(folder: Path) -> dict[str, Any]:
+    """The ``metadata.json`` an earlier export left in ``folder``, or ``{}`` (none, or unreadable)."""
+    try:
+        return json.loads((folder / "metadata.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
 def _metadata(modules: ParakeetModules, results: list[ComponentResult], out_dir: Path) -> dict[str, Any]:
     components: dict[str, Any] = {}
-    previous = out_dir / "metadata.json"
-    if previous.is_file():
-        try:
-            old = json.loads(previous.read_text())
-        except json.JSONDecodeError:
-            old = {}
-        if old.get("model", {}).get("source") == modules.source:
-            components.update({k: v for k, v in old.get("components", {}).items() if (out_dir / v["file"]).exists()})
+    old = previous_metadata(out_dir)
+    if old.get("model", {}).get("source") == modules.source:
+        components.update({k: v for k, v in old.get("components", {}).items() if (out_dir / v["file"]).exists()})
     for r in results:
         components[r.name] = r.metadata()
     ordered = {name: components[name] for name in COMPONENTS if name in components}

@@ -180,16 +180,11 @@ def _metadata(meta: dict[str, Any], folder: Path, done: FluidAudioExport, files:
     components = dict(meta["components"])
     for name, file in files.items():
         components[name] = {**components[name], "file": file}
-    previous = folder / "metadata.json"
-    if previous.is_file():
-        try:
-            old = json.loads(previous.read_text())
-        except json.JSONDecodeError:
-            old = {}
-        if old.get("model", {}).get("source") == meta["model"]["source"] and old.get("layout", {}).get("name") == "fluidaudio":
-            for name, entry in old.get("components", {}).items():
-                if name not in components and (folder / entry["file"]).exists():
-                    components[name] = entry
+    old = exporter.previous_metadata(folder)
+    if old.get("model", {}).get("source") == meta["model"]["source"] and old.get("layout", {}).get("name") == "fluidaudio":
+        for name, entry in old.get("components", {}).items():
+            if name not in components and (folder / entry["file"]).exists():
+                components[name] = entry
     ordered = {n: components[n] for n in stems if n in components}
     version = done.version
     return {
