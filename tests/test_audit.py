@@ -267,7 +267,7 @@ def test_recommendation_for_an_unbounded_input_says_unbounded(packages):
     from parakeet_nb.ane.compute_units import recommend
 
     report = audit(packages["flex_unbounded"])
-    rec = recommend(report, {"relu", "mul"})
+    rec = recommend(report, {"relu", "mul"}, "fp16")
     assert rec.units == "CPU_AND_GPU"
     assert "axis 0 " not in rec.reason
     assert "unbounded" in rec.reason

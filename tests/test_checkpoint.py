@@ -79,7 +79,7 @@ def test_nemo_export_of_encoder_and_decoder(tiny_nemo, tmp_path, capsys):
     assert meta["model"]["checkpoint_sha256"] == hashlib.sha256(tiny_nemo.read_bytes()).hexdigest()
     assert "preset" not in meta["model"]
     assert list(meta["components"]) == ["encoder", "decoder"]
-    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "parakeet_decoder.mlpackage", "parakeet_encoder.mlpackage"]
+    assert sorted(p.name for p in out.iterdir()) == ["compile.sh", "metadata.json", "parakeet_decoder.mlpackage", "parakeet_encoder.mlpackage"]
     enc = meta["components"]["encoder"]
     assert [(i["name"], i["shape"]) for i in enc["outputs"]] == [("encoder", [1, _TINY.d_model, 188]), ("encoder_length", [1])]
     assert enc["audit"]["clean"] and enc["compute_units"]["compute_units"] == "CPU_AND_NE"
