@@ -19,6 +19,9 @@ def cpu_model() -> str:
 
 def machine_summary() -> str:
     """One line: CPU model, cores, OS, and the versions of the packages that matter."""
+    from parakeet_nb import _quiet
+
+    _quiet.import_heavy()  # NeMo's and coremltools' known-harmless import lines, silenced
     import coremltools
     import nemo
     import numpy
