@@ -167,8 +167,10 @@ def _describe(vars_) -> list[dict[str, Any]]:
 
 
 def _precision_used(loaded, requested: Precision, profile: str) -> dict[str, Any]:
-    """The precision the program really computes in: counts of fp16 and fp32 op outputs
-    (``requested`` is the component's precision under the export ``profile``)."""
+    """The precision the program really computes in (``used``: ``fp16``, ``fp32`` or ``mixed``,
+    :func:`parakeet_nb.ane.planner.program_precision`, the reading the compute units follow)
+    and the counts of fp16 and fp32 op outputs; ``requested`` is the component's precision
+    under the export ``profile``."""
     counts = {"fp16": 0, "fp32": 0}
     for op in loaded.main.operations:
         if op.op_type == "const":
@@ -177,7 +179,7 @@ def _precision_used(loaded, requested: Precision, profile: str) -> dict[str, Any
             name = _dtype_name(var)
             if name in counts:
                 counts[name] += 1
-    used = "fp16" if counts["fp16"] > 0 else "fp32"
+    used = planner.program_precision(loaded)
     return {
         "profile": profile, "requested": requested, "used": used,
         "op_outputs_fp16": counts["fp16"], "op_outputs_fp32": counts["fp32"],
@@ -241,7 +243,8 @@ def export_component(
         raise ExportError(f"{name}: {', '.join(wrong)}; the contract says int32 for lengths, labels and decisions, fp32 otherwise")
     report = audit_program(loaded)
     op_types = {op.op_type for op in loaded.main.operations}
-    recommendation = compute_units.recommend(report, op_types, planner.program_precision(loaded))
+    used = _precision_used(loaded, precision, profile or precision)
+    recommendation = compute_units.recommend(report, op_types, used["used"])
     return ComponentResult(
         name=name,
         file=component.file,
@@ -251,7 +254,7 @@ def export_component(
         outputs=described_out,
         ops=sum(1 for op in loaded.main.operations if op.op_type != "const"),
         op_types=sorted(op_types - {"const"}),
-        precision=_precision_used(loaded, precision, profile or precision),
+        precision=used,
         audit=report,
         recommendation=recommendation,
         placement=_placement(loaded, recommendation.units),
