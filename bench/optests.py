@@ -43,7 +43,8 @@ sys.path.insert(0, str(ROOT))
 from tests.coremltools_suite import plugin  # noqa: E402
 
 SUBSET = ROOT / "tests" / "coremltools_suite" / "subset.txt"
-OUTCOMES = ("passed", "failed", "unsupported", "refused", "known-difference", "skipped", "xfail", "not-predicted")
+OUTCOMES = ("passed", "failed", "unsupported", "refused", "known-difference", "suite-expectation", "skipped", "xfail",
+            "not-predicted")
 #: Op types every converted program may hold besides the one under test.
 HELPER_OPS = frozenset({"cast"})
 
@@ -73,10 +74,10 @@ def run_suite(targets: list[str], report: Path, keyword: str | None = None) -> i
 
 def _counts_table(title: str, groups: dict[str, collections.Counter], order: list[str]) -> list[str]:
     width = max([len(title)] + [len(k) for k in order])
-    lines = [f"{title:<{width}}  " + " ".join(f"{o:>13}" for o in OUTCOMES)]
+    lines = [f"{title:<{width}}  " + " ".join(f"{o:>17}" for o in OUTCOMES)]
     for key in order:
         c = groups[key]
-        lines.append(f"{key:<{width}}  " + " ".join(f"{c[o]:>13}" for o in OUTCOMES))
+        lines.append(f"{key:<{width}}  " + " ".join(f"{c[o]:>17}" for o in OUTCOMES))
     return lines
 
 

@@ -782,3 +782,23 @@ def test_ios17_matmul_with_a_const_of_another_dtype():
     assert out.dtype == np.int32 and out.tolist() == [[4, 6], [10, 12]]
     with pytest.raises(UndefinedBehaviorError, match="non-integer"):
         run(lambda x: mb.matmul(x=x, y=np.array([[0.5, 0.0], [1.0, 3.0]], np.float32)), x)
+
+
+def test_conv_with_fp16_weights_in_an_fp32_program_uses_the_weights_as_stored():
+    """iOS17 ``conv`` takes fp32 ``x`` with fp16 weights (as coremltools' op suite builds it).
+
+    The executor computes with the weights the program holds: it matches a float64 conv with
+    the float16-rounded weights to float32 rounding, and is a float16 weight step away from
+    the unrounded float32 weights, which is what the suite's conv stress tests expect (see
+    ``SUITE_EXPECTATIONS`` in ``tests/coremltools_suite/plugin.py``).
+    """
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((1, 4, 12)).astype(np.float32)
+    w32 = rng.standard_normal((6, 4, 3)).astype(np.float32)
+    w16 = w32.astype(np.float16)
+    y = run(lambda x: mb.conv(x=x, weight=w16, strides=[2], pad_type="custom", pad=[1, 1]), x)
+    stored = F.conv1d(t(x).double(), t(w16.astype(np.float64)), stride=2, padding=1).numpy()
+    unrounded = F.conv1d(t(x).double(), t(w32).double(), stride=2, padding=1).numpy()
+    assert y.dtype == np.float32
+    assert np.abs(y - stored).max() < 1e-5
+    assert np.abs(y - unrounded).max() > 1e-4

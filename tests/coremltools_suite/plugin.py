@@ -38,7 +38,8 @@ Use::
 ``--milexec-report`` writes one record per case: node id, outcome (``passed``,
 ``failed``, ``unsupported``, ``skipped``, ``xfail`` (the suite's own ``pytest.xfail``),
 ``refused`` (listed in :data:`KNOWN_REFUSALS`: the executor's refusal is right),
-``known-difference`` (:data:`KNOWN_DIFFERENCES`),
+``known-difference`` (:data:`KNOWN_DIFFERENCES`), ``suite-expectation``
+(:data:`SUITE_EXPECTATIONS`),
 ``not-predicted``), the reason, and the op
 types of the program(s) the case ran.
 """
@@ -125,6 +126,29 @@ KNOWN_DIFFERENCES: tuple[tuple[str, str], ...] = tuple(
     for cls in ("TestConv", "TestConvTranspose", "TestNormalizationInstanceNorm", "TestNormalizationL2Norm")
 )
 DIFFERENCE_PREFIX = "milexec differs from Core ML CPU: "
+
+#: Cases whose expected output no runtime can produce: (pattern, reason); marked
+#: ``xfail(strict=False)`` (reported ``suite-expectation``). The iOS17 conv stress tests
+#: (``iOS14/test_conv.py``, ``test_builder_to_backend_stress``) compute the expected output
+#: from the PyTorch module's float32 input and weights, then build the program with them
+#: rounded to float16 where the case says so (``input.astype(x_dtype)``,
+#: ``weight.astype(weight_bias_dtype)``) and compare at the fp32 tolerance (atol 1e-4). The
+#: program holds the rounded values, so its exact result is a float16 step (about 1e-3
+#: relative) from the expectation; milexec matches a float64
+#: evaluation of the program with its stored weights to float32 rounding
+#: (``tests/test_milexec_ops.py``, fp16 weights in an fp32 program). coremltools' own CI
+#: does not run these: fp32 ML Program backends are collected only with
+#: ``INCLUDE_MIL_FP32_UNIT_TESTS=1`` (``converters/mil/testing_reqs.py``).
+SUITE_EXPECTATIONS: tuple[tuple[str, str], ...] = (
+    (
+        r"iOS17/test_conv\.py::(TestConv|TestConvTranspose)::test_builder_to_backend_stress"
+        r"\[.*precision='fp32'.*x_weight_dtype=\((<class 'numpy\.float16'>, <class 'numpy\.float(16|32)'>"
+        r"|<class 'numpy\.float32'>, <class 'numpy\.float16'>)\)\]",
+        "the expected output is computed from the float32 input and weights, the program gets them "
+        "rounded to float16, and the comparison uses the fp32 tolerance (no runtime can meet it)",
+    ),
+)
+EXPECTATION_PREFIX = "the suite's expectation is off: "
 
 _current: CaseRecord | None = None
 _precision: str = "fp32"
@@ -261,11 +285,12 @@ class _Report:
         if rep.failed:
             row["outcome"] = "failed"
             row["reason"] = _first_line(rep.longrepr)
-        elif hasattr(rep, "wasxfail"):
+        elif hasattr(rep, "wasxfail") and not rep.passed:  # an xpass is reported as passed
             reason = rep.wasxfail or "expected to fail by the suite"
             row["outcome"] = (
                 "refused" if reason.startswith(REFUSED_PREFIX)
                 else "known-difference" if reason.startswith(DIFFERENCE_PREFIX)
+                else "suite-expectation" if reason.startswith(EXPECTATION_PREFIX)
                 else "xfail"
             )
             row["reason"] = reason
@@ -304,6 +329,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for pattern, reason in KNOWN_DIFFERENCES:
             if re.search(pattern, short_id(item.nodeid)):
                 item.add_marker(pytest.mark.xfail(strict=False, raises=AssertionError, reason=DIFFERENCE_PREFIX + reason))
+        for pattern, reason in SUITE_EXPECTATIONS:
+            if re.search(pattern, short_id(item.nodeid)):
+                item.add_marker(pytest.mark.xfail(strict=False, raises=AssertionError, reason=EXPECTATION_PREFIX + reason))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
