@@ -105,6 +105,19 @@ KNOWN_REFUSALS: tuple[tuple[str, str, str], ...] = (
         "definition forbids (defs/iOS15/normalization.py: same dtype T); coremltools' own milproto "
         "loader refuses to read it back, only Core ML's runtime accepts it",
     ),
+    (
+        r"iOS14/test_tensor_operation\.py::TestFill::test_builder_to_backend_symbolic",
+        "parakeet_nb.mlprogram.load.ModelReadError",
+        "the program has a variadic (symbolic-rank) shape; coremltools' own milproto loader refuses "
+        "to read it back ('Variadic dimensions not yet implemented'), only Core ML's runtime accepts it",
+    ),
+    (
+        r"iOS14/test_tensor_operation\.py::TestRange1d::test_large_array\[.*precision='fp16'",
+        "parakeet_nb.mlprogram.milexec.core.UndefinedBehaviorError",
+        "the fp16 conversion rounds end=2000000.0 to float16, which is inf; the expected 2,000,000 "
+        "values exist only if the runtime keeps fp16-typed values in float32, which the executor "
+        "does not assume (its model of typed execution rounds them)",
+    ),
 )
 REFUSED_PREFIX = "milexec refuses: "
 
@@ -321,7 +334,10 @@ def _first_line(longrepr: Any) -> str:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     from parakeet_nb.mlprogram.load import ModelReadError
 
-    errors = {"parakeet_nb.mlprogram.load.ModelReadError": ModelReadError}
+    from parakeet_nb.mlprogram.milexec import UndefinedBehaviorError
+
+    errors = {"parakeet_nb.mlprogram.load.ModelReadError": ModelReadError,
+              "parakeet_nb.mlprogram.milexec.core.UndefinedBehaviorError": UndefinedBehaviorError}
     for item in items:
         for pattern, error, reason in KNOWN_REFUSALS:
             if re.search(pattern, short_id(item.nodeid)):

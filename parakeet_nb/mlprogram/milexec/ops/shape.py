@@ -297,6 +297,9 @@ def op_range_1d(ctx: OpContext) -> np.ndarray:
     start, end, step = ctx.attr("start"), ctx.attr("end"), ctx.attr("step")
     if step == 0:
         raise ctx.undefined("range_1d with step 0")
+    if not all(np.isfinite(v) for v in (start, end, step)):
+        raise ctx.undefined(f"range_1d with a non-finite bound (start {start}, end {end}, step {step}): "
+                            "the length is not defined (a float16 cast overflowed?)")
     n = max(0, int(np.ceil((end - start) / step)))
     values = start + np.arange(n, dtype=np.float64 if isinstance(step, float) else np.int64) * step
     return values.astype(ctx.out_compute_dtype())
