@@ -83,7 +83,7 @@ def encoder_06b(name: str, tmp: Path) -> None:
     executor.run({"mel": mel.numpy(), "mel_length": mel_length.numpy().astype(np.int32)})
     executed = time.perf_counter() - start
     print(f"  one 15 s window: MIL executor {executed:.1f} s, PyTorch eager {eager:.2f} s, "
-          f"ratio {executed / eager:.0f}x (one run each)")
+          f"ratio {executed / eager:.1f}x (one run each)")
 
 
 if __name__ == "__main__":
