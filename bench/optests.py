@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from tests.coremltools_suite import plugin  # noqa: E402
 
 SUBSET = ROOT / "tests" / "coremltools_suite" / "subset.txt"
-OUTCOMES = ("passed", "failed", "unsupported", "refused", "known-difference", "suite-expectation", "skipped", "xfail",
+OUTCOMES = ("passed", "failed", "unsupported", "refused", "suite-expectation", "skipped", "xfail",
             "not-predicted")
 #: Op types every converted program may hold besides the one under test.
 HELPER_OPS = frozenset({"cast"})
