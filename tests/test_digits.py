@@ -171,6 +171,30 @@ def test_length_batches_cover_every_index_once():
     assert batches == corpus.length_batches(lengths, 8, np.random.default_rng(0), pool=4)  # seeded
 
 
+def test_compose_windows(test_set):
+    """Seeded 3-15 s windows of several clips: the clips' samples at their places, silence
+    around them, the transcripts joined in order."""
+    windows = corpus.compose_windows(test_set, 30, seed=0)
+    assert [w.text for w in windows] == [w.text for w in corpus.compose_windows(test_set, 30, seed=0)]
+    assert [w.text for w in windows] != [w.text for w in corpus.compose_windows(test_set, 30, seed=1)]
+    by_path = {e.entry["path"]: e for e in test_set}
+    for w in windows:
+        parts = [by_path[p] for p in w.entry["parts"]]
+        assert 3.0 <= w.seconds <= 15.0 and w.entry["samples"] == len(w.samples)
+        assert 0.0 <= w.entry["lead"] <= 6.0 and w.text == " ".join(p.text for p in parts)
+        starts = w.entry["starts"]
+        assert w.entry["lead"] == round(starts[0] / 16000, 3) and not w.samples[: starts[0]].any()
+        for k, (p, start) in enumerate(zip(parts, starts)):  # each clip in its place, then silence
+            end = start + len(p.samples)
+            assert np.array_equal(w.samples[start:end], p.samples)
+            following = starts[k + 1] if k + 1 < len(starts) else len(w.samples)
+            assert not w.samples[end:following].any()
+            assert following == len(w.samples) or 1600 <= following - end <= 19200  # 0.1-1.2 s
+    assert max(len(w.entry["parts"]) for w in windows) >= 3 and max(w.entry["lead"] for w in windows) > 3.0
+    with pytest.raises(ValueError, match="at least one"):
+        corpus.compose_windows([], 1, seed=0)
+
+
 def test_spec_augment_masks_within_limits():
     mel = torch.randn(3, 128, 100) + 5.0  # no zeros before masking
     lengths = torch.tensor([100, 60, 20])
@@ -239,7 +263,7 @@ def test_training_step_reduces_the_loss(tmp_path, test_set):
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
 
 
-def test_train_end_to_end_is_deterministic(tmp_path):
+def test_train_end_to_end_is_deterministic(tmp_path, monkeypatch):
     """``train`` twice on a few committed clips (a toy preset, one epoch): the same weights,
     a checkpoint that ``load_nemo`` restores, and a model card."""
     import dataclasses
@@ -257,15 +281,18 @@ def test_train_end_to_end_is_deterministic(tmp_path):
         (data / split / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
     preset = dataclasses.replace(training.DIGITS_PRESET, d_model=32, n_layers=1, subsampling_conv_channels=8,
                                  pred_hidden=32, joint_hidden=32)
+    monkeypatch.setattr(evaluation, "EVALUATION_WINDOWS", {"test": 4, "heldout": 4})
     states = []
     for run in ("a", "b"):
         cfg = training.TrainConfig(
-            preset=preset, epochs=1, batch_size=8, warmup_steps=2, data_dir=str(data), test_dir=str(data / "test"),
+            preset=preset, epochs=1, batch_size=8, warmup_steps=2, windows=4, val_windows=2,
+            data_dir=str(data), test_dir=str(data / "test"),
             out=str(tmp_path / f"{run}.nemo"), card=str(tmp_path / f"{run}.md"), progress=False,
         )
         result = training.train(cfg)
-        assert result.steps == 3 and len(result.history) == 1
-        assert {k: v.clips for k, v in result.evaluations.items()} == {"test": 8, "heldout": 8}
+        assert result.steps == 4 and len(result.history) == 1  # 24 clips and 4 windows in batches of 8
+        assert {k: v.clips for k, v in result.evaluations.items()} == {
+            "test": 8, "test windows": 4, "heldout": 8, "heldout windows": 4}
         modules = load_nemo(cfg.out)
         states.append({
             f"{m}.{k}": v for m in ("encoder", "decoder", "joint") for k, v in getattr(modules, m).state_dict().items()

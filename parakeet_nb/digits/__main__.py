@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--lr", type=float, default=defaults.lr)
     t.add_argument("--seed", type=int, default=defaults.seed)
     t.add_argument("--threads", type=int, default=defaults.threads)
+    t.add_argument("--windows", type=int, default=defaults.windows, help="multi-utterance 3-15 s training windows")
     t.add_argument("--train-limit", type=int, default=None, help="use only the first N training clips")
     t.add_argument("--val-limit", type=int, default=None)
     t.add_argument("--data-dir", default=defaults.data_dir)
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "train":
         cfg = TrainConfig(
-            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads,
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, windows=args.windows, seed=args.seed, threads=args.threads,
             train_limit=args.train_limit, val_limit=args.val_limit, data_dir=args.data_dir, out=args.out,
             card=args.card, progress=not args.no_progress,
         )

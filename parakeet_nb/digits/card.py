@@ -57,7 +57,7 @@ def write_model_card(
         "A real (trained) NeMo `EncDecRNNTBPEModel` with Parakeet TDT's architecture at toy size, so",
         "the notebooks' pipelines print words instead of random token ids. It recognises strings of",
         "1-8 English digit words (`zero` ... `nine`, and `oh` for zero) spoken by espeak-ng voices;",
-        "it knows no other words. Made by `parakeet_nb/digits.py`; **restoring a .nemo unpickles:",
+        "it knows no other words. Made by `parakeet_nb/digits/`; **restoring a .nemo unpickles:",
         "load only files you trust.**",
         "",
         "## Model",
@@ -74,7 +74,7 @@ def write_model_card(
         "## Data (synthetic; `data/digits/make_digits.py`, seed "
         f"{cfg.seed})",
         "",
-        f"- Training: {n_train} clips ({train_minutes:.0f} min of audio), validation: {n_val} clips; "
+        f"- Training: {n_train} clips and {cfg.windows} windows ({train_minutes:.0f} min of audio), validation: {n_val - cfg.val_windows} clips and {cfg.val_windows} windows; "
         f"`build/digits/` (not committed). espeak-ng {train_info.get('tools', {}).get('espeak-ng', '?')}, "
         f"{train_info.get('tools', {}).get('sox', '?')}.",
         f"- Voices (all splits): {', '.join(train_info.get('voices', []))}.",
@@ -85,8 +85,12 @@ def write_model_card(
         f"{train_info.get('word_gap')} x 10 ms; gain {train_info.get('gain_db')} dB; white noise at SNR "
         f"{train_info.get('snr_db')} dB on {100 * train_info.get('noise_probability', 0):.0f} % of clips; random "
         "leading/trailing silence; 16 kHz mono 16-bit.",
+        f"- Windows: {cfg.windows} training and {cfg.val_windows} validation recordings of 3-15 s made of several "
+        "clips of the same split (`parakeet_nb.digits.corpus.compose_windows`: up to 6 s of silence before the "
+        "first clip, 0.1-1.2 s between clips), so that speech anywhere in the exports' 15 s window is heard.",
         f"- Test: `data/digits/test/` (committed), {test_info.get('size', '?')} clips, each length 1-8 and each "
-        "held-out variant equally often; `heldout`: a larger set with the same held-out variants in `build/digits/`.",
+        "held-out variant equally often; `heldout`: a larger set with the same held-out variants in `build/digits/`; "
+        "`... windows`: each set's clips composed into windows the same way (seed 2).",
         "",
         "## Training",
         "",
@@ -112,8 +116,7 @@ def write_model_card(
     ]
     test = result.evaluations.get("test", Evaluation("test", 0.0, 0, 0, 0, 0, [], []))
     for ev in result.evaluations.values():
-        voices = "held-out variants"
-        lines.append(f"| {ev.name} | {voices} | {ev.clips} | {ev.words} | {100 * ev.wer:.2f} % | {ev.sentence_errors} |")
+        lines.append(f"| {ev.name} | held-out variants | {ev.clips} | {ev.words} | {100 * ev.wer:.2f} % | {ev.sentence_errors} |")
     lines += [
         f"| validation (best epoch) | training variants | {n_val} | | "
         f"{100 * result.history[result.best_epoch - 1]['val_wer']:.2f} % | |",

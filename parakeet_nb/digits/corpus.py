@@ -309,3 +309,53 @@ def concatenate(examples, seed: int, seconds: float, straddle: tuple[int, ...] =
         if pos >= seconds * SAMPLE_RATE:
             break
     return np.concatenate(pieces), spans
+
+
+#: Multi-utterance training windows (:func:`compose_windows`): their length, the silence before
+#: the first clip and between clips, in seconds. Up to 15 s: the window the exports run on.
+WINDOW_SECONDS = (3.0, 15.0)
+WINDOW_LEAD = (0.0, 6.0)
+WINDOW_GAP = (0.1, 1.2)
+
+
+def compose_windows(examples: Sequence[Example], count: int, seed: int) -> list[Example]:
+    """``count`` recordings of 3-15 s, each made of several ``examples`` with silence around them.
+
+    The single clips of the data set start within 0.3 s of their first sample and last at
+    most ~5 s. A model trained only on them hears nothing seconds into its window, yet the
+    exported models run on 15 s windows, and a long recording puts speech anywhere in them
+    (:mod:`parakeet_nb.transcribe.long_audio`). Each window here has a seeded length in
+    :data:`WINDOW_SECONDS`, a leading silence in :data:`WINDOW_LEAD` and clips drawn at random
+    with :data:`WINDOW_GAP` of silence between them while they fit; the rest is trailing silence.
+    Its transcript is the clips' transcripts in order; ``entry["parts"]`` lists the clips'
+    ``path``, ``entry["starts"]`` their first samples, ``entry["lead"]`` the leading silence in seconds.
+
+    Windows depend only on ``(seed, count, examples)``. Raises ``ValueError`` without examples.
+    """
+    if not examples:
+        raise ValueError("compose_windows needs at least one example")
+    rng = np.random.default_rng([seed, 15])
+    cap = int(WINDOW_SECONDS[1] * SAMPLE_RATE)
+    windows = []
+    for _ in range(count):
+        total = int(rng.uniform(*WINDOW_SECONDS) * SAMPLE_RATE)
+        pos = int(rng.uniform(*WINDOW_LEAD) * SAMPLE_RATE)
+        pieces, parts, starts = [np.zeros(0, np.int16)], [], []
+        while True:
+            clip = examples[int(rng.integers(len(examples)))]
+            if pos + len(clip.samples) > total:
+                if parts:
+                    break
+                total = min(cap, max(total, len(clip.samples)))  # the first clip always fits
+                pos = min(pos, total - len(clip.samples))
+            pieces += [np.zeros(pos - sum(map(len, pieces)), np.int16), clip.samples]
+            parts.append(clip)
+            starts.append(pos)
+            pos += len(clip.samples) + int(rng.uniform(*WINDOW_GAP) * SAMPLE_RATE)
+        samples = np.concatenate(pieces)
+        samples = np.concatenate([samples, np.zeros(total - len(samples), np.int16)])
+        windows.append(Example(samples, " ".join(e.text for e in parts), {
+            "parts": [e.entry.get("path") for e in parts], "starts": starts, "lead": round(starts[0] / SAMPLE_RATE, 3),
+            "samples": len(samples), "voice": "mixed", "variant": "",
+        }))
+    return windows

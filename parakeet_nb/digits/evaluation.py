@@ -14,7 +14,7 @@ import torch  # noqa: E402
 from parakeet_nb import _quiet  # noqa: E402
 from parakeet_nb.model.presets import TDT_DURATIONS, ParakeetModules
 from parakeet_nb.paths import ROOT
-from parakeet_nb.digits.corpus import BUILD_DIR, Example, TEST_DIR, collate, load_split
+from parakeet_nb.digits.corpus import BUILD_DIR, Example, TEST_DIR, collate, compose_windows, load_split
 from parakeet_nb.digits.wer import wer, word_errors
 
 _quiet.import_heavy()
@@ -111,15 +111,27 @@ def evaluate_examples(modules: ParakeetModules, examples: Sequence[Example], nam
     )
 
 
+#: How many multi-utterance windows each test set's clips are composed into.
+EVALUATION_WINDOWS = {"test": 48, "heldout": 200}
+
+
 def evaluate_checkpoint(
     path: str | os.PathLike = CHECKPOINT,
     data_dir: str | os.PathLike = BUILD_DIR,
     test_dir: str | os.PathLike = TEST_DIR,
 ) -> dict[str, Evaluation]:
     """WER of a ``.nemo`` on the committed test set (``test_dir``) and, when it exists, the
-    larger held-out set (``data_dir/heldout``)."""
+    larger held-out set (``data_dir/heldout``); then on each set's clips composed into
+    multi-utterance 3-15 s windows (:func:`compose_windows`, seed 2, :data:`EVALUATION_WINDOWS`)."""
     from parakeet_nb.model.checkpoint import load_nemo
 
     modules = load_nemo(path)
     sets = {"test": Path(test_dir) / "manifest.jsonl", "heldout": Path(data_dir) / "heldout" / "manifest.jsonl"}
-    return {name: evaluate_examples(modules, load_split(m), name) for name, m in sets.items() if m.is_file()}
+    out: dict[str, Evaluation] = {}
+    for name, manifest in sets.items():
+        if manifest.is_file():
+            clips = load_split(manifest)
+            out[name] = evaluate_examples(modules, clips, name)
+            windows = compose_windows(clips, EVALUATION_WINDOWS[name], seed=2)
+            out[f"{name} windows"] = evaluate_examples(modules, windows, f"{name} windows")
+    return out
