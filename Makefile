@@ -51,7 +51,7 @@ site: setup
 	$(PY) -m parakeet_nb.teach.site --out $(BUILD)/site
 
 ## Train the spoken-digits TDT model: data/digits_tdt.nemo and its card (needs espeak-ng and
-## sox the first time, to make build/digits/); about 20 min on 2 cores. Not part of `make test`.
+## sox the first time, to make build/digits/); about 40 min on 2 cores. Not part of `make test`.
 train-digits: setup
 	$(PY) -m parakeet_nb.digits train
 

@@ -7,7 +7,7 @@ overlap) with the digits model (``data/digits_tdt.nemo``) in PyTorch, and the wo
 is set next to the per-clip transcripts joined in the same order and next to the seam-free
 control of ``tests/test_long_audio.py`` (same windows, cut at the known clip boundaries):
 long minus control is what the seams cost, control minus per-clip what the 15 s context costs
-this model (trained on single utterances of at most ~4 s). Cost: wall seconds of compute per
+the model (trained on single clips and on multi-clip 3-15 s windows, see its card). Cost: wall seconds of compute per
 second of audio, measured here. ``--packages DIR`` (an export with the split packages of the
 digits model, e.g. ``parakeet-nb export --preset digits --only preprocessor,encoder,decoder,joint_decision``)
 adds the MIL executor path on the first concatenation.
