@@ -104,6 +104,14 @@ NOT_ABOUT_MILEXEC: tuple[tuple[str, str], ...] = (
 OUT_OF_SCOPE_PREFIX = "not about milexec: "
 
 
+#: Cases that need a feature the executor does not have before they reach ``predict``:
+#: (pattern, feature); skipped as ``unsupported by milexec: <feature>``.
+UNSUPPORTED_CASES: tuple[tuple[str, str], ...] = (
+    (r"iOS18/test_states\.py::(TestReadState|TestCoreMLUpdateState)::",
+     "state (stateful models; the suite makes the state with Core ML before predicting)"),
+)
+
+
 #: Cases whose refusal is right: (pattern matched against the node id relative to the
 #: suite folder, exception the case must raise, reason). Marked ``xfail(strict=True)`` so
 #: they are reported as ``refused`` and a case that starts passing is a failure.
@@ -129,6 +137,19 @@ KNOWN_REFUSALS: tuple[tuple[str, str, str], ...] = (
         "values exist only if the runtime keeps fp16-typed values in float32, which the executor "
         "does not assume (its model of typed execution rounds them)",
     ),
+)
+KNOWN_REFUSALS += tuple(
+    (
+        pattern,
+        "parakeet_nb.mlprogram.milexec.core.UndefinedBehaviorError",
+        "iOS17 scatter ops define no result for a negative or out-of-bound index: the case expects "
+        "some other output (validate_indices=False) or Core ML's runtime error (validate_indices=True); "
+        "the executor refuses the index as undefined behaviour",
+    )
+    for pattern in (
+        r"iOS17/test_scatter_gather\.py::(TestScatter|TestScatterAlongAxis|TestScatterNd)::test_ios17_invalid_indices\[.*dynamic=True\]",
+        r"iOS17/test_scatter_gather\.py::TestScatter::test_ios17_invalid_indices\[.*validate_indices=False-dynamic=False\]",
+    )
 )
 REFUSED_PREFIX = "milexec refuses: "
 
@@ -172,6 +193,12 @@ SUITE_EXPECTATIONS: tuple[tuple[str, str], ...] = (
             ("TestNormalizationL2Norm", "the expected output is computed in numpy float16 arithmetic "
                                         "(each square, sum and division rounded)"),
         )
+    ),    (
+        r"iOS17/test_recurrent\.py::TestLSTM::test_builder_to_backend_smoke_unilstm"
+        r"\[.*precision='fp32'.*dtype=<class 'numpy\.float16'>\]",
+        "the expected output is PyTorch's float32 LSTM over the unrounded float32 input and state, "
+        "the program gets them rounded to float16 and runs fp16-typed, and the comparison uses the "
+        "fp32 tolerance (atol 1e-4, below one float16 step of the output)",
     ),
 )
 EXPECTATION_PREFIX = "the suite's expectation is off: "
@@ -351,6 +378,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     errors = {"parakeet_nb.mlprogram.load.ModelReadError": ModelReadError,
               "parakeet_nb.mlprogram.milexec.core.UndefinedBehaviorError": UndefinedBehaviorError}
     for item in items:
+        for pattern, feature in UNSUPPORTED_CASES:
+            if re.search(pattern, short_id(item.nodeid)):
+                item.add_marker(pytest.mark.skip(reason=SKIP_PREFIX + feature))
         for pattern, reason in NOT_ABOUT_MILEXEC:
             if re.search(pattern, short_id(item.nodeid)):
                 item.add_marker(pytest.mark.skip(reason=OUT_OF_SCOPE_PREFIX + reason))

@@ -11,8 +11,12 @@ Per step ``t`` (``x: [S, B, I]``, state ``[B, H]``)::
 PyTorch orders its gates ``i, f, g(z), o``; the converter permutes them into ``ifoz``.
 ``direction`` ``forward`` and ``reverse`` run one pass; ``bidirectional`` runs both and
 concatenates ``[forward, backward]`` on the last axis, with ``initial_h[:, :H]`` for the
-forward pass. ``output_sequence`` gives every step's ``h`` (aligned with the input
-positions) or only the last one. Refused: non-zero ``peephole`` weights and ``clip`` (the
+forward pass. ``output_sequence`` gives every step's ``h`` or only the last one. The steps
+are in the order they were computed for ``reverse`` (``output[0]`` is the step of the last
+input position), as coremltools' op tests expect (``iOS14/test_recurrent.py``,
+``TestLSTM::test_builder_to_backend_smoke_unilstm``: PyTorch's LSTM over the flipped input,
+not flipped back); the backward half of ``bidirectional`` is aligned with the input
+positions (``test_builder_to_backend_smoke_bidirlstm``). Refused: non-zero ``peephole`` weights and ``clip`` (the
 docs do not give their equations), and the parameterized activations ``scaled_tanh`` and
 ``hard_sigmoid`` (their alpha/beta are not given).
 
@@ -105,5 +109,7 @@ def op_lstm(ctx: OpContext):
         h, c = np.concatenate([hf, hb], axis=-1), np.concatenate([cf, cb], axis=-1)
     else:
         seq, h, c = _run(x, h0, c0, *weights(""), acts, direction == "reverse", rnd, ctx.acc)
+        if direction == "reverse":
+            seq = seq[::-1]  # in the order of computation
     out = seq if ctx.attr("output_sequence", False) else h[None]
     return out, h, c
