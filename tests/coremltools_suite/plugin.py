@@ -193,7 +193,8 @@ SUITE_EXPECTATIONS: tuple[tuple[str, str], ...] = (
             ("TestNormalizationL2Norm", "the expected output is computed in numpy float16 arithmetic "
                                         "(each square, sum and division rounded)"),
         )
-    ),    (
+    ),
+    (
         r"iOS17/test_recurrent\.py::TestLSTM::test_builder_to_backend_smoke_unilstm"
         r"\[.*precision='fp32'.*dtype=<class 'numpy\.float16'>\]",
         "the expected output is PyTorch's float32 LSTM over the unrounded float32 input and state, "
