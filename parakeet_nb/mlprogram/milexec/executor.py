@@ -74,6 +74,7 @@ from typing import Any
 import numpy as np
 
 from parakeet_nb.mlprogram.milexec import ops as _ops  # noqa: F401  (registers the op implementations)
+from parakeet_nb.mlprogram.milexec.constexpr import DECOMPRESSORS, decompress
 from parakeet_nb.mlprogram.milexec.core import (
     COMPUTE_DTYPES,
     FLOAT_TYPES,
@@ -122,8 +123,9 @@ def _nonfinite(a: Any) -> bool:
 
 
 def supported_op_types() -> list[str]:
-    """Every op type the executor implements (plus ``const`` and ``constexpr_*``)."""
-    return sorted(REGISTRY)
+    """Every op type the executor implements: the ops it runs and the ``constexpr_*`` weight
+    decompressions (``const`` aside)."""
+    return sorted(set(REGISTRY) | set(DECOMPRESSORS))
 
 
 def _is_symbolic(d: Any) -> bool:
@@ -191,8 +193,11 @@ def _plan(function: Any) -> tuple[list[_Step], list[tuple[int, Any]], list[str]]
     for pos, op in enumerate(ops):
         where = f"op {op.op_type!r} named {op.name!r} (#{pos} of {n} in main)"
         if op.op_type == "const" or op.op_type.startswith(_CONST_LIKE_PREFIX):
-            if any(v.val is None for v in op.outputs):
-                problems.append(f"{where}: no value was materialized for this constant")
+            if op.op_type not in DECOMPRESSORS and any(v.val is None for v in op.outputs):
+                problems.append(
+                    f"{where}: op type {op.op_type!r} (weight decompression) is not implemented by milexec"
+                    if op.op_type != "const" else f"{where}: no value was materialized for this constant"
+                )
             consts.append((pos, op))
             continue
         if getattr(op, "blocks", None):
@@ -261,19 +266,52 @@ class MilExecutor:
             (name, _declared_shape(var), mil_dtype(var)) for name, var in self.function.inputs.items()
         ]
         self._outputs = [(v.name, mil_dtype(v)) for v in self.function.outputs]
-        self._consts: dict[str, Any] = {}
-        for pos, op in consts:
-            for var in op.outputs:
-                self._consts[var.name] = self._prepare_const(var, pos, op)
+        raw = self._materialize(consts)
+        read = {v.name for v in self.function.outputs} | {
+            var.name
+            for step in steps
+            for value in step.op.inputs.values()
+            for var in (value if isinstance(value, (tuple, list)) else (value,))
+        }
+        self._consts: dict[str, Any] = {
+            var.name: self._prepare_const(var, raw[var.name], pos, op)
+            for pos, op in consts
+            for var in op.outputs
+            if var.name in read
+        }
         self._schedule_frees()
 
     # ---- preparation ------------------------------------------------------------------
     def _rounds(self, dtype: str) -> bool:
         return dtype == "fp16" or (dtype == "fp32" and self.numerics == "fp16")
 
-    def _prepare_const(self, var: Any, pos: int, op: Any) -> Any:
+    def _materialize(self, consts: list[tuple[int, Any]]) -> dict[str, Any]:
+        """Every constant's stored value by name; ``constexpr_*`` ops are decompressed here,
+        in program order, from their inputs' values (:mod:`~parakeet_nb.mlprogram.milexec.constexpr`)."""
+        raw: dict[str, Any] = {}
+        for pos, op in consts:
+            if op.op_type not in DECOMPRESSORS:
+                raw.update((var.name, var.val) for var in op.outputs)
+                continue
+            inputs = {name: raw[var.name] if var.name in raw else var.val for name, var in op.inputs.items()}
+            try:
+                outputs = decompress(op.op_type, inputs)
+            except Exception as exc:  # an inconsistent program: say which op
+                raise ExecutorInternalError(
+                    f"op {op.op_type!r} named {op.name!r} (#{pos} of {self.n_ops} in main): "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            for var, value in zip(op.outputs, outputs):
+                if tuple(np.shape(value)) != _declared_shape(var):
+                    raise ExecutorInternalError(
+                        f"op {op.op_type!r} named {op.name!r} (#{pos} of {self.n_ops} in main): output "
+                        f"{var.name!r} has shape {list(np.shape(value))}, the program declares {list(var.shape)}"
+                    )
+                raw[var.name] = value
+        return raw
+
+    def _prepare_const(self, var: Any, value: Any, pos: int, op: Any) -> Any:
         dtype = mil_dtype(var)
-        value = var.val
         if dtype == "string":
             return str(value)
         if dtype not in COMPUTE_DTYPES:

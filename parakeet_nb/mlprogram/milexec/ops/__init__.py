@@ -2,7 +2,7 @@
 
 Importing this package registers every op in :data:`parakeet_nb.mlprogram.milexec.core.REGISTRY`.
 ``const`` and the ``constexpr_*`` weight-decompression ops are not here: the executor
-materializes them once when it prepares a program (see :mod:`parakeet_nb.mlprogram.milexec.executor`).
+materializes them once when it prepares a program (:mod:`parakeet_nb.mlprogram.milexec.constexpr`).
 """
 
 from parakeet_nb.mlprogram.milexec.ops import (  # noqa: F401  (imported for registration)
@@ -11,6 +11,7 @@ from parakeet_nb.mlprogram.milexec.ops import (  # noqa: F401  (imported for reg
     indexing,
     linear,
     norm,
+    quantization,
     rearrange,
     recurrent,
     reduce,
