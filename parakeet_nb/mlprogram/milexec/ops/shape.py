@@ -105,7 +105,16 @@ def op_slice_by_index(ctx: OpContext) -> np.ndarray:
     ``begin``/``end`` clamp as in Python, so a slice may be empty.
     """
     x = np.asarray(ctx.x("x"))
-    rank = x.ndim
+    slices, squeeze_axes = _slices(ctx, x.shape)
+    out = x[slices]
+    if squeeze_axes:
+        out = out.reshape([d for i, d in enumerate(out.shape) if i not in squeeze_axes])
+    return out
+
+
+def _slices(ctx: OpContext, shape: tuple[int, ...]) -> tuple[tuple[slice, ...], list[int]]:
+    """The numpy index of ``slice_by_index``/``slice_update`` and the axes ``squeeze_mask`` drops."""
+    rank = len(shape)
     begin = list(ctx.ints("begin"))
     end = list(ctx.ints("end"))
     stride = list(ctx.ints("stride", [1] * rank))
@@ -120,19 +129,50 @@ def op_slice_by_index(ctx: OpContext) -> np.ndarray:
         if smask[i]:
             b = 0 if bmask[i] else begin[i]
             if b < 0:
-                b += x.shape[i]
-            if not 0 <= b < x.shape[i]:
-                raise ctx.undefined(f"squeeze index {begin[i]} out of range for axis {i} of size {x.shape[i]}")
+                b += shape[i]
+            if not 0 <= b < shape[i]:
+                raise ctx.undefined(f"squeeze index {begin[i]} out of range for axis {i} of size {shape[i]}")
             slices.append(slice(b, b + 1))
             squeeze_axes.append(i)
             continue
         if stride[i] == 0:
             raise ctx.undefined(f"stride 0 on axis {i}")
         slices.append(slice(None if bmask[i] else begin[i], None if emask[i] else end[i], stride[i]))
-    out = x[tuple(slices)]
-    if squeeze_axes:
-        out = out.reshape([d for i, d in enumerate(out.shape) if i not in squeeze_axes])
+    return tuple(slices), squeeze_axes
+
+
+@register(
+    "slice_update",
+    params=("x", "update", "begin", "end", "stride", "begin_mask", "end_mask", "squeeze_mask"),
+    family="shape",
+)
+def op_slice_update(ctx: OpContext) -> np.ndarray:
+    """``x`` with the slice ``slice_by_index`` would read replaced by ``update`` (iOS18;
+    ``update`` has the slice's shape, squeezed axes dropped)."""
+    out = np.array(ctx.x("x"), copy=True)
+    slices, _ = _slices(ctx, out.shape)
+    update = np.asarray(ctx.x("update"))
+    view = out[slices]
+    if update.size != view.size:
+        raise ctx.undefined(f"update of shape {list(update.shape)} for a slice of shape {list(view.shape)}")
+    out[slices] = update.reshape(view.shape)
     return out
+
+
+@register("reshape_like", params=("x", "ref_tensors", "begins", "ends", "end_masks"), family="shape")
+def op_reshape_like(ctx: OpContext) -> np.ndarray:
+    """Reshape ``x`` to the concatenation of ``ref_tensors[i].shape[begins[i]:ends[i]]``
+    (to the end where ``end_masks[i]``), iOS16."""
+    refs = ctx.values("ref_tensors")
+    begins, ends, masks = (ctx.values(p) for p in ("begins", "ends", "end_masks"))
+    shape: list[int] = []
+    for ref, b, e, m in zip(refs, begins, ends, masks):
+        dims = np.shape(ref)
+        shape += dims[int(b):] if bool(m) else dims[int(b):int(e)]
+    x = np.asarray(ctx.x("x"))
+    if int(np.prod(shape)) != x.size:
+        raise ctx.undefined(f"reshape_like of {x.size} elements to shape {shape}")
+    return x.reshape(shape)
 
 
 @register("slice_by_size", params=("x", "begin", "size"), family="shape")
