@@ -16,35 +16,36 @@ coremltools 9.0 ships its MIL op test suite (``converters/mil/mil/ops/tests/iOS1
 iOS18``); ``tests/coremltools_suite/plugin.py`` runs it with this executor standing in for
 Core ML's ``predict`` (every ML Program backend: fp16 and fp32 precision, iOS15-iOS18), and
 ``bench/optests.py`` prints the table per file and per op type. Measured on Linux (2 shared
-cores) on 40 of its 41 files (all but ``iOS18/test_compression.py``): 15,639 cases, 4,459
-predicted by milexec and passed, 7,522 unsupported (mostly ``gru``, ``rnn``, ``quantize``, the
-``lstm`` forms with peephole or clip, ``local_response_norm`` and ``reshape_like``), 2,527
-skipped and 56 xfail by the suite itself, 679 never predicting. Of the 307 failures of that
-run, 286 are resolved: reverse ``lstm`` output order (fixed), fp16-typed cases whose expected
-output no runtime can give and out-of-bound scatter indices (listed below), stateful models
-(unsupported). 21 remain open: ``l2_norm``/``instance_norm`` with float16 values in fp32
-programs (iOS14 and iOS17 normalization files) and two iOS17 ``batch_norm`` packages the
-loader refuses. The suite's programs hold 153 op types; the executor implements 121 of them
-(127 in all). ``make test``
-runs a committed subset of 98 passed cases containing 99 implemented op types
-(``tests/coremltools_suite/subset.txt``).
+cores) on all 41 files: 19,834 cases, 14,175 predicted by milexec and passed, 0 failed, 747
+unsupported (mostly ``local_response_norm`` of rank 5 or with an even window, which its
+definition leaves undefined, then random ops, image resizing, control flow and stateful
+models), 1,196 the suite's expectation and 26 refused (below), 2,911 skipped and 50 xfail by
+the suite itself, 729 never predicting. The suite's programs hold 156 op types; the executor
+implements 134 of them (140 in all). ``make test`` runs a committed subset of 132 passed
+cases containing 134 implemented op types (``tests/coremltools_suite/subset.txt``).
 
 Where the suite and this executor knowingly part (listed in the plugin, reported apart):
 
-* refused, rightly: the iOS15 fp32 conversion of ``batch_norm`` with fp16 ``mean``/``variance``
-  and an fp32 ``x`` (its definition requires one dtype); coremltools' own milproto loader
-  cannot read that package back, so :func:`parakeet_nb.mlprogram.load.load_program` refuses it.
+* refused, rightly: ``batch_norm`` conversions whose mean/variance differ in dtype from ``x``
+  (iOS15) or from ``epsilon`` (iOS17), which their definitions forbid, and symbolic-rank
+  ``fill``: coremltools' own milproto loader cannot read those packages back, so
+  :func:`parakeet_nb.mlprogram.load.load_program` refuses them; iOS17 scatter ops with
+  negative or out-of-bound indices (undefined); a float16 ``range_1d`` whose end rounds to inf.
 * the suite's expectation: fp16-typed programs (float16 inputs or weights in an fp32-precision
-  conversion) whose expected output is computed from the unrounded float32 values, in numpy
-  float16 arithmetic, or left unrounded, compared at a tolerance below one float16 step
-  (``conv``, ``conv_transpose``, ``instance_norm``, ``l2_norm``, ``lstm``); the executor gives
-  the correctly rounded result (``tests/test_milexec_ops.py``).
-* refused, rightly: iOS17 scatter ops with negative or out-of-bound indices (undefined).
+  conversion) whose expected output is computed from unrounded values, in numpy float16
+  arithmetic, or left in float32/float64 for a float16 output, compared at a tolerance below
+  one float16 step (``conv``, ``conv_transpose``, ``instance_norm``, ``l2_norm``, ``lstm``,
+  ``gru``, ``rnn``, the iOS18 sparse/LUT decompressions plus 1); the executor gives the exact
+  result of the stored values, rounded to the output type (``tests/test_milexec_ops.py``,
+  ``tests/test_milexec_constexpr.py``).
 
 Ops added while checking against the suite (each cites the definition it follows):
 ``conv_transpose``, ``local_response_norm``, ``scatter``, ``scatter_along_axis``,
 ``scatter_nd``, ``depth_to_space``, ``space_to_depth``, ``pixel_shuffle``,
-``pixel_unshuffle``, ``space_to_batch``, ``batch_to_space``, ``reverse_sequence``.
+``pixel_unshuffle``, ``space_to_batch``, ``batch_to_space``, ``reverse_sequence``; then, for
+recurrent speech models and compressed weights: ``gru``, ``rnn``, ``lstm`` peephole and clip,
+the ``constexpr_*`` weight decompressions (:mod:`~parakeet_nb.mlprogram.milexec.constexpr`),
+``quantize``, ``dequantize``, ``slice_update`` and ``reshape_like``.
 """
 
 from parakeet_nb.mlprogram.milexec.core import REGISTRY, round_to_fp16
