@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from parakeet_nb.mlprogram.milexec.core import STORAGE_DTYPES
+from parakeet_nb.mlprogram.milexec.core import STORAGE_DTYPES, along_axis
 
 Inputs = Mapping[str, Any]
 
@@ -45,16 +45,6 @@ Inputs = Mapping[str, Any]
 def _float_out(value: np.ndarray, like: np.ndarray) -> np.ndarray:
     """``value`` (float64) rounded once to the float dtype of ``like`` (the scale or the LUT)."""
     return np.asarray(value, dtype=np.float64).astype(np.asarray(like).dtype)
-
-
-def _along_axis(param: np.ndarray, rank: int, axis: int) -> np.ndarray:
-    """A scalar or a vector ``param`` shaped to broadcast against a rank-``rank`` tensor along ``axis``."""
-    param = np.asarray(param, dtype=np.float64)
-    if param.ndim == 0:
-        return param
-    shape = [1] * rank
-    shape[axis % rank] = param.shape[0]
-    return param.reshape(shape)
 
 
 def _blockwise(param: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -97,7 +87,7 @@ def _lut_to_dense(indices: np.ndarray, lut: np.ndarray, vector_axis: Any) -> np.
 def _affine_dequantize(x: Inputs) -> tuple[np.ndarray, ...]:
     q = np.asarray(x["quantized_data"])
     axis = int(x["axis"])
-    zp, scale = _along_axis(x["zero_point"], q.ndim, axis), _along_axis(x["scale"], q.ndim, axis)
+    zp, scale = along_axis(x["zero_point"], q.ndim, axis), along_axis(x["scale"], q.ndim, axis)
     return (_float_out(scale * (q.astype(np.float64) - zp), x["scale"]),)
 
 

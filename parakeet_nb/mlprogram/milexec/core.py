@@ -315,3 +315,14 @@ def normalize_axis(axis: int, rank: int, ctx: OpContext, what: str = "axis") -> 
     if not -rank <= axis < rank:
         raise ctx.unsupported(f"{what} {axis} out of range for rank {rank}")
     return axis + rank if axis < 0 else axis
+
+
+def along_axis(param: Any, rank: int, axis: int) -> np.ndarray:
+    """A scalar or vector quantization parameter (``scale``, ``zero_point``) in float64, a
+    vector shaped to broadcast against a rank-``rank`` tensor along ``axis``."""
+    param = np.asarray(param, dtype=np.float64)
+    if param.ndim == 0:
+        return param
+    shape = [1] * rank
+    shape[axis % rank] = param.shape[0]
+    return param.reshape(shape)

@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from parakeet_nb.mlprogram.milexec.core import OpContext, normalize_axis, register
+from parakeet_nb.mlprogram.milexec.core import OpContext, along_axis, normalize_axis, register
 
 _RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
 
 
 def _param(ctx: OpContext, name: str, rank: int) -> np.ndarray:
     """``scale``/``zero_point`` in float64, shaped to broadcast along ``axis``."""
-    value = np.asarray(ctx.x(name), dtype=np.float64)
-    if value.ndim == 0:
-        return value
-    shape = [1] * rank
-    shape[normalize_axis(int(ctx.attr("axis")), rank, ctx)] = value.shape[0]
-    return value.reshape(shape)
+    value = ctx.x(name)
+    axis = normalize_axis(int(ctx.attr("axis")), rank, ctx) if np.ndim(value) else 0
+    return along_axis(value, rank, axis)
 
 
 @register("quantize", params=("input", "zero_point", "scale", "axis", "output_dtype"), family="quantization")
