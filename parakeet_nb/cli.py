@@ -87,44 +87,69 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         for note in clip.notes:
             print(f"parakeet-nb run: note: {note}", file=sys.stderr)
-    for item in args.input:
-        name, sep, file = item.partition("=")
-        if not sep or not name or not file:
-            raise UsageError(f"--input {item!r}: expected NAME=FILE.npy")
-        if name not in specs:
-            raise UsageError(f"--input {name}: the program has no input {name!r} (it takes {', '.join(specs)})")
-        try:
-            feed[name] = np.load(file, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"--input {name}: cannot read {file} as a .npy array ({exc})") from None
+    feed.update(_npy_arguments(args.input, "--input", "input", specs))
     missing = [n for n in specs if n not in feed]
     if missing:
         raise UsageError(f"missing input{'s' if len(missing) > 1 else ''} {', '.join(missing)} (give --input NAME=FILE.npy or --audio WAV)")
+    state = executor.make_state()  # zeros, as Core ML's makeState(); empty for a stateless program
+    for name, value in _npy_arguments(args.state, "--state", "state", executor.state_specs()).items():
+        try:
+            state.write_state(name, value)
+        except MilExecError as exc:
+            raise UsageError(f"--state {name}: {exc}") from None
     try:
-        outputs = executor.run(feed, stop_on_nonfinite=not args.allow_nonfinite)
+        outputs = executor.run(feed, state=state, stop_on_nonfinite=not args.allow_nonfinite)
     except NonFiniteError as exc:
         print(f"parakeet-nb run: non-finite: {exc} (nothing written; --allow-nonfinite writes it anyway)", file=sys.stderr)
         return 1
     except MilExecError as exc:
         raise UsageError(str(exc)) from None
-    nonfinite = [n for n, v in outputs.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
+    out = Path(args.out)
+    files = {out / f"{name}.npy": value for name, value in outputs.items()}
+    files.update({out / "states" / f"{name}.npy": state.read_state(name) for name in state.names})
+    nonfinite = [str(f.relative_to(out).with_suffix("")) for f, v in files.items()
+                 if v.dtype.kind == "f" and not np.isfinite(v).all()]
     if nonfinite and not args.allow_nonfinite:
-        print(f"parakeet-nb run: non-finite: output(s) {', '.join(nonfinite)} hold inf/NaN carried from non-finite "
-              "inputs or constants (nothing written; --allow-nonfinite writes them anyway)", file=sys.stderr)
+        bad_outputs = [n for n in nonfinite if n in outputs]
+        bad_states = [n.split("/", 1)[1] for n in nonfinite if n not in outputs]
+        which = " and ".join(
+            f"{kind}(s) {', '.join(names)}" for kind, names in (("output", bad_outputs), ("state", bad_states)) if names
+        )
+        sources = "inputs, states or constants" if state.names else "inputs or constants"
+        print(f"parakeet-nb run: non-finite: {which} hold inf/NaN carried from non-finite {sources} "
+              "(nothing written; --allow-nonfinite writes them anyway)", file=sys.stderr)
         return 1
     for name in nonfinite:
         print(f"parakeet-nb run: note: {name} holds inf/NaN (written because of --allow-nonfinite)", file=sys.stderr)
-    out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is a file; expected a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    for name, value in outputs.items():
-        tmp = out / f".{name}.npy.tmp"
+    for file, value in files.items():
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(f".{file.name}.tmp")
         with open(tmp, "wb") as f:
             np.save(f, value)
-        tmp.replace(out / f"{name}.npy")
-        print(f"{name}: {list(value.shape)} {value.dtype} -> {out / (name + '.npy')}")
+        tmp.replace(file)
+        print(f"{file.relative_to(out).with_suffix('')}: {list(value.shape)} {value.dtype} -> {file}")
     return 0
+
+
+def _npy_arguments(items: list[str], flag: str, what: str, known: dict) -> dict:
+    """``NAME=FILE.npy`` arguments of ``flag`` read as arrays; ``known`` holds the names
+    the program has (its inputs or its states)."""
+    import numpy as np
+
+    arrays = {}
+    for item in items:
+        name, sep, file = item.partition("=")
+        if not sep or not name or not file:
+            raise UsageError(f"{flag} {item!r}: expected NAME=FILE.npy")
+        if name not in known:
+            raise UsageError(f"{flag} {name}: the program has no {what} {name!r} (it has {', '.join(known) or 'none'})")
+        try:
+            arrays[name] = np.load(file, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{flag} {name}: cannot read {file} as a .npy array ({exc})") from None
+    return arrays
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
@@ -394,7 +419,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy", help="an input array (repeat)")
     p.add_argument("--audio", metavar="WAV", help="a WAV for the waveform input (audio_signal or audio_chunks, and audio_length)")
     p.add_argument("--fp16", action="store_true", help="emulate float16: round every tensor after each op")
-    p.add_argument("--out", default="build/run", help="folder for <output name>.npy (default build/run)")
+    p.add_argument("--state", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="a stateful program's state before the run (repeat; default zeros, as Core ML's makeState)")
+    p.add_argument("--out", default="build/run",
+                   help="folder for <output name>.npy and, for a stateful program, states/<name>.npy after the run "
+                        "(default build/run)")
     p.add_argument("--allow-nonfinite", action="store_true",
                    help="write outputs holding inf/NaN (default: stop at the first op that makes them, exit 1)")
     p.set_defaults(func=_cmd_run)

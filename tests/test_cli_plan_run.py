@@ -62,3 +62,50 @@ def test_run_audio_then_npy_inputs(tiny_export, capsys, tmp_path):
 def test_run_errors(tiny_export, capsys, args, match):
     assert cli.main(["run", str(tiny_export / "parakeet_encoder.mlpackage"), *args]) == 2
     assert match in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def stateful_package(tmp_path_factory):
+    """An iOS18 accumulator package: ``acc += x``, returns ``acc * 2``."""
+    import coremltools as ct
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    @mb.program(input_specs=[mb.StateTensorSpec((3,), dtype=types.fp16), mb.TensorSpec((3,), dtype=types.fp16)],
+                opset_version=ct.target.iOS18)
+    def prog(acc, x):
+        total = mb.coreml_update_state(state=acc, value=mb.add(x=mb.read_state(input=acc), y=x))
+        return mb.mul(x=total, y=np.float16(2), name="doubled")
+
+    path = tmp_path_factory.mktemp("stateful") / "acc.mlpackage"
+    ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS18,
+               skip_model_load=True).save(str(path))
+    return path
+
+
+def test_run_a_stateful_package_from_zeros_then_from_a_given_state(stateful_package, capsys, tmp_path):
+    np.save(tmp_path / "x.npy", np.array([1, 2, 3], np.float32))
+    assert cli.main(["run", str(stateful_package), "--input", f"x={tmp_path / 'x.npy'}", "--out", str(tmp_path / "a")]) == 0
+    assert "states/acc: [3] float16" in capsys.readouterr().out
+    assert np.load(tmp_path / "a" / "states" / "acc.npy").tolist() == [1, 2, 3]
+    assert cli.main(["run", str(stateful_package), "--input", f"x={tmp_path / 'x.npy'}",
+                     "--state", f"acc={tmp_path / 'a' / 'states' / 'acc.npy'}", "--out", str(tmp_path / "b")]) == 0
+    assert np.load(tmp_path / "b" / "states" / "acc.npy").tolist() == [2, 4, 6]
+    assert np.load(tmp_path / "b" / "doubled.npy").tolist() == [4, 8, 12]
+
+
+@pytest.mark.parametrize("state, match", [
+    ("kv=STATE", "--state kv: the program has no state 'kv' (it has acc)"),
+    ("acc=WRONG", "--state acc: state 'acc': shape [2] does not match the declared [3]"),
+    ("acc=INF", "non-finite: output(s) doubled and state(s) acc hold inf/NaN carried from non-finite inputs, states"),
+])
+def test_run_state_errors(stateful_package, capsys, tmp_path, state, match):
+    np.save(tmp_path / "x.npy", np.zeros(3, np.float32))
+    np.save(tmp_path / "WRONG.npy", np.zeros(2, np.float16))
+    np.save(tmp_path / "INF.npy", np.array([np.inf, 0, 0], np.float16))
+    name, _, file = state.partition("=")
+    code = cli.main(["run", str(stateful_package), "--input", f"x={tmp_path / 'x.npy'}",
+                     "--state", f"{name}={tmp_path / (file + '.npy')}", "--out", str(tmp_path / "out")])
+    assert code == (1 if file == "INF" else 2)
+    assert match in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

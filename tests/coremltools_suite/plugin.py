@@ -13,6 +13,9 @@ cases predict on any OS: while a suite test runs,
   suite's fp16 backends (the conversion typed the program fp16; the executor also rounds
   whatever stayed fp32), ``numerics="fp32"`` for fp32 ones. Inputs are converted to the
   declared dtypes as Core ML's ``predict`` does;
+* ``MLModel.make_state`` of a stateful (iOS18) program returns the executor's
+  zero-initialized :class:`~parakeet_nb.mlprogram.milexec.MilState`, which ``predict``
+  then reads and updates, prediction after prediction;
 * ``testing_utils._IS_MACOS`` is ``True`` and its view of the macOS version says "new
   enough", so ``compare_backend``/``compare_shapes`` compare exactly as on a Mac (fp16
   backends with the suite's own tolerance ``atol=max(100*atol, 0.5)``,
@@ -45,6 +48,7 @@ types of the program(s) the case ran.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -103,14 +107,6 @@ NOT_ABOUT_MILEXEC: tuple[tuple[str, str], ...] = (
     ),
 )
 OUT_OF_SCOPE_PREFIX = "not about milexec: "
-
-
-#: Cases that need a feature the executor does not have before they reach ``predict``:
-#: (pattern, feature); skipped as ``unsupported by milexec: <feature>``.
-UNSUPPORTED_CASES: tuple[tuple[str, str], ...] = (
-    (r"iOS18/test_states\.py::(TestReadState|TestCoreMLUpdateState)::",
-     "state (stateful models; the suite makes the state with Core ML before predicting)"),
-)
 
 
 #: Cases whose refusal is right: (pattern matched against the node id relative to the
@@ -297,35 +293,48 @@ def _inputs_for(executor: Any, data: dict[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
-def milexec_predict(self: Any, data: dict[str, Any], state: Any = None) -> dict[str, np.ndarray]:
-    """Stand-in for ``MLModel.predict``: run the saved ML Program with the executor."""
+@contextlib.contextmanager
+def _executor_for(model: Any) -> Iterator[Any]:
+    """The converted ``model`` saved, read back with the project's loader and prepared by
+    :class:`~parakeet_nb.mlprogram.milexec.MilExecutor` (fp16 numerics for an fp16 backend);
+    an op the executor refuses, while preparing or running, skips the case."""
     from parakeet_nb.mlprogram.load import load_program
     from parakeet_nb.mlprogram.milexec import MilExecutor, UnsupportedOpError
 
     record = _current if _current is not None else CaseRecord()
-    if self.get_spec().WhichOneof("Type") != "mlProgram":
+    if model.get_spec().WhichOneof("Type") != "mlProgram":
         pytest.skip(f"{SKIP_PREFIX}neuralnetwork model (milexec runs ML Programs only)")
     with tempfile.TemporaryDirectory(prefix="milexec_suite_") as tmp:
         path = Path(tmp) / "model.mlpackage"
-        self.save(str(path))
+        model.save(str(path))
         loaded = load_program(path)
         record.ops.update(
             op.op_type for op in loaded.main.operations if op.op_type != "const"
         )
-        if state is not None:
-            record.unsupported = "state"
-            pytest.skip(f"{SKIP_PREFIX}state (stateful models)")
         numerics = "fp16" if _precision == "fp16" else "fp32"
         try:
-            executor = MilExecutor(loaded, numerics=numerics)
-            result = executor.run(_inputs_for(executor, data))
+            yield MilExecutor(loaded, numerics=numerics)
         except UnsupportedOpError as exc:
             op = _op_type_of(str(exc))
             record.unsupported = op
             detail = str(exc).split(": ", 1)[-1]
             pytest.skip(f"{SKIP_PREFIX}{op} ({detail})")
-    record.predictions += 1
+
+
+def milexec_predict(self: Any, data: dict[str, Any], state: Any = None) -> dict[str, np.ndarray]:
+    """Stand-in for ``MLModel.predict``: run the saved ML Program with the executor; ``state``
+    is the :class:`~parakeet_nb.mlprogram.milexec.MilState` of :func:`milexec_make_state`."""
+    with _executor_for(self) as executor:
+        result = executor.run(_inputs_for(executor, data), state=state)
+    if _current is not None:
+        _current.predictions += 1
     return result
+
+
+def milexec_make_state(self: Any) -> Any:
+    """Stand-in for ``MLModel.make_state``: zero-initialized buffers, as Core ML allocates them."""
+    with _executor_for(self) as executor:
+        return executor.make_state()
 
 
 def _backend_precision(item: pytest.Item) -> str:
@@ -356,6 +365,7 @@ def _milexec_predicts(request: pytest.FixtureRequest, monkeypatch: pytest.Monkey
     monkeypatch.setattr(testing_utils, "_IS_MACOS", True)
     monkeypatch.setattr(testing_utils, "coremltoolsutils", _MacosVersionView(testing_utils.coremltoolsutils))
     monkeypatch.setattr(ct.models.MLModel, "predict", milexec_predict)
+    monkeypatch.setattr(ct.models.MLModel, "make_state", milexec_make_state)
     _current, _precision = CaseRecord(), _backend_precision(request.node)
     request.node.stash[_RECORD] = _current
     try:
@@ -429,9 +439,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     errors = {"parakeet_nb.mlprogram.load.ModelReadError": ModelReadError,
               "parakeet_nb.mlprogram.milexec.core.UndefinedBehaviorError": UndefinedBehaviorError}
     for item in items:
-        for pattern, feature in UNSUPPORTED_CASES:
-            if re.search(pattern, short_id(item.nodeid)):
-                item.add_marker(pytest.mark.skip(reason=SKIP_PREFIX + feature))
         for pattern, reason in NOT_ABOUT_MILEXEC:
             if re.search(pattern, short_id(item.nodeid)):
                 item.add_marker(pytest.mark.skip(reason=OUT_OF_SCOPE_PREFIX + reason))

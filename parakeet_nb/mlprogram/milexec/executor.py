@@ -22,6 +22,15 @@ Usage::
     half = MilExecutor("parakeet_encoder.mlpackage", numerics="fp16")  # prepare once,
     out16 = half.run({"mel": mel, "mel_length": n})                    # run many times
 
+A stateful program (iOS 18 ``state`` inputs: streaming caches, key/value caches) runs with
+buffers from :meth:`MilExecutor.make_state`, zeroed like Core ML's ``makeState()`` and
+carried from run to run (:mod:`parakeet_nb.mlprogram.milexec.state`)::
+
+    step = MilExecutor("streaming_encoder.mlpackage")
+    cache = step.make_state()
+    for chunk in chunks:
+        out = step.run({"audio": chunk}, state=cache)
+
 Numerics
 --------
 ``numerics="fp32"``
@@ -75,6 +84,7 @@ import numpy as np
 
 from parakeet_nb.mlprogram.milexec import ops as _ops  # noqa: F401  (registers the op implementations)
 from parakeet_nb.mlprogram.milexec.constexpr import DECOMPRESSORS, decompress
+from parakeet_nb.mlprogram.milexec.state import MilState, StateSlot
 from parakeet_nb.mlprogram.milexec.core import (
     COMPUTE_DTYPES,
     FLOAT_TYPES,
@@ -101,6 +111,7 @@ __all__ = [
     "InputValidationError",
     "MilExecError",
     "MilExecutor",
+    "MilState",
     "NonFiniteError",
     "UndefinedBehaviorError",
     "UnsupportedOpError",
@@ -132,6 +143,12 @@ def _is_symbolic(d: Any) -> bool:
     from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 
     return is_symbolic(d)
+
+
+def _is_state(var: Any) -> bool:
+    from coremltools.converters.mil.mil import types
+
+    return types.is_state(var.sym_type)
 
 
 def _resolve_function(program: Any, function_name: str):
@@ -262,9 +279,12 @@ class MilExecutor:
                 step.op, step.position, self.n_ops, numerics, self.flush_subnormals, accumulate
             )
             step.outs = [_Out(v.name, _declared_shape(v), mil_dtype(v)) for v in step.op.outputs]
-        self._inputs = [
-            (name, _declared_shape(var), mil_dtype(var)) for name, var in self.function.inputs.items()
+        declared = [
+            (name, _declared_shape(var), mil_dtype(var), _is_state(var))
+            for name, var in self.function.inputs.items()
         ]
+        self._inputs = [(name, shape, dtype) for name, shape, dtype, state in declared if not state]
+        self._states = {name: (shape, dtype) for name, shape, dtype, state in declared if state}
         self._outputs = [(v.name, mil_dtype(v)) for v in self.function.outputs]
         raw = self._materialize(consts)
         read = {v.name for v in self.function.outputs} | {
@@ -348,6 +368,39 @@ class MilExecutor:
     def input_specs(self) -> dict[str, tuple[tuple[int | None, ...], str]]:
         """``name -> (shape, MIL dtype)`` of the function's inputs (``None`` for a flexible dim)."""
         return {name: (shape, dtype) for name, shape, dtype in self._inputs}
+
+    def state_specs(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """``name -> (shape, MIL dtype)`` of the function's state inputs (empty when stateless)."""
+        return dict(self._states)
+
+    def make_state(self) -> MilState:
+        """New zero-initialized state buffers for :meth:`run` (Core ML's ``MLModel.makeState()``)."""
+        return MilState(self._states)
+
+    def _bind_state(self, state: MilState | None) -> dict[str, StateSlot]:
+        """The state buffers ``run`` reads and updates, by state input name."""
+        if state is None:
+            if self._states:
+                shown = ", ".join(f"{n} {list(s)} {t}" for n, (s, t) in self._states.items())
+                raise InputValidationError(
+                    f"the program is stateful (states: {shown}): pass state=executor.make_state()"
+                )
+            return {}
+        if not isinstance(state, MilState):
+            raise InputValidationError(f"state must be a MilState (executor.make_state()), got {type(state).__name__}")
+        if set(state.names) != set(self._states):
+            raise InputValidationError(
+                f"the state holds {', '.join(state.names) or 'no buffers'}; "
+                f"the program's states are {', '.join(self._states) or 'none'}"
+            )
+        slots = {name: state.slot(name) for name in self._states}
+        for name, (shape, dtype) in self._states.items():
+            if (slots[name].shape, slots[name].dtype) != (shape, dtype):
+                raise InputValidationError(
+                    f"state {name!r} is {list(slots[name].shape)} {slots[name].dtype}, "
+                    f"the program declares {list(shape)} {dtype}"
+                )
+        return slots
 
     def _describe_inputs(self) -> str:
         return ", ".join(
@@ -437,10 +490,16 @@ class MilExecutor:
         self,
         inputs: Mapping[str, Any],
         *,
+        state: MilState | None = None,
         on_op: Callable[[Any, tuple[np.ndarray, ...]], None] | None = None,
         stop_on_nonfinite: bool = False,
     ) -> dict[str, np.ndarray]:
         """Run ``main`` on ``inputs`` (name -> array) and return its outputs by name.
+
+        A stateful program (iOS 18 ``state`` inputs) needs ``state``, a
+        :class:`~parakeet_nb.mlprogram.milexec.state.MilState` from :meth:`make_state`: its
+        buffers are read by ``read_state`` and overwritten by ``coreml_update_state``, and
+        keep their values for the next run, as Core ML's ``predict(..., state=...)`` does.
 
         Floating inputs of any float dtype are accepted and converted to the declared type;
         integer inputs must fit the declared integer type. Outputs have their declared
@@ -452,6 +511,7 @@ class MilExecutor:
         """
         env: dict[str, Any] = dict(self._consts)
         env.update(self._validate_inputs(inputs))
+        env.update(self._bind_state(state))
         with np.errstate(all="ignore"):  # IEEE semantics: inf/nan propagate silently
             for step in self._steps:
                 op = step.op
@@ -492,7 +552,8 @@ class MilExecutor:
         consts = []
         for value in step.op.inputs.values():
             for var in value if isinstance(value, (tuple, list)) else (value,):
-                if not _nonfinite(env.get(var.name, 0.0)):
+                value = env.get(var.name, 0.0)
+                if not _nonfinite(value.value if isinstance(value, StateSlot) else value):
                     continue
                 if var.name not in self._consts:
                     return  # propagated from a non-finite tensor, not made here

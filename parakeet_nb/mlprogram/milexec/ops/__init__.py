@@ -17,4 +17,5 @@ from parakeet_nb.mlprogram.milexec.ops import (  # noqa: F401  (imported for reg
     reduce,
     scatter,
     shape,
+    state,
 )
