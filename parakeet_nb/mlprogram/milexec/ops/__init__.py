@@ -12,6 +12,7 @@ from parakeet_nb.mlprogram.milexec.ops import (  # noqa: F401  (imported for reg
     linear,
     norm,
     quantization,
+    random,
     rearrange,
     recurrent,
     reduce,

@@ -162,3 +162,12 @@ def op_argsort(ctx: OpContext) -> np.ndarray:
     if x.shape[axis] > 1 and np.any(np.diff(sorted_vals, axis=axis) == 0):
         ctx.ambiguous("argsort over tied values: tied indices are returned in index order")
     return order.astype(np.int32)
+
+
+@register("non_zero", params=("x",), family="indexing")
+def op_non_zero(ctx: OpContext) -> np.ndarray:
+    """The indices of the non-zero elements of ``x``: ``[N, rank]`` int32, one row per element
+    in row-major order, ``np.transpose(np.nonzero(x))`` (coremltools
+    ``converters/mil/mil/ops/defs/iOS15/tensor_operation.py``). ``N`` is only known at run time;
+    an all-zero ``x`` gives ``[0, rank]``. NaN is non-zero, ``-0.0`` is zero."""
+    return np.argwhere(np.asarray(ctx.x("x"))).astype(np.int32)
