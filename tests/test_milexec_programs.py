@@ -137,16 +137,17 @@ def test_embedding_lstm_argmax_program(save_mlprogram):
 
 
 def test_unsupported_op_in_a_saved_package(save_mlprogram):
-    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 2, 4, 4))], opset_version=ct.target.iOS17)
-    def prog(x):
-        return mb.resize_bilinear(x=mb.relu(x=x), target_size_height=8, target_size_width=8)
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3, 4)), mb.TensorSpec(shape=(1, 3, 2))],
+                opset_version=ct.target.iOS17)
+    def prog(boxes, scores):
+        return mb.non_maximum_suppression(boxes=mb.relu(x=boxes), scores=scores, iou_threshold=0.5, max_boxes=2)[0]
 
     path = save_mlprogram(prog, "unsupported")
     with pytest.raises(UnsupportedOpError) as err:
-        run_program(path, {"x": np.zeros((1, 2, 4, 4), np.float32)})
+        run_program(path, {"boxes": np.zeros((1, 3, 4), np.float32), "scores": np.zeros((1, 3, 2), np.float32)})
     message = str(err.value)
-    position = [op.op_type for op in load_program(path).main.operations].index("resize_bilinear")
-    assert "'resize_bilinear'" in message and f"#{position} of" in message
+    position = [op.op_type for op in load_program(path).main.operations].index("non_maximum_suppression")
+    assert "'non_maximum_suppression'" in message and f"#{position} of" in message
 
 
 # ------------------------------------------------------------------------------------

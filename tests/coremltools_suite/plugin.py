@@ -293,6 +293,17 @@ def _inputs_for(executor: Any, data: dict[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
+def _op_types(operations: Any) -> set[str]:
+    """The op types of ``operations`` and of their nested blocks (``cond``, ``while_loop``), ``const`` aside."""
+    types = set()
+    for op in operations:
+        if op.op_type != "const":
+            types.add(op.op_type)
+        for block in op.blocks or ():
+            types |= _op_types(block.operations)
+    return types
+
+
 @contextlib.contextmanager
 def _executor_for(model: Any) -> Iterator[Any]:
     """The converted ``model`` saved, read back with the project's loader and prepared by
@@ -308,9 +319,7 @@ def _executor_for(model: Any) -> Iterator[Any]:
         path = Path(tmp) / "model.mlpackage"
         model.save(str(path))
         loaded = load_program(path)
-        record.ops.update(
-            op.op_type for op in loaded.main.operations if op.op_type != "const"
-        )
+        record.ops.update(_op_types(loaded.main.operations))
         numerics = "fp16" if _precision == "fp16" else "fp32"
         try:
             yield MilExecutor(loaded, numerics=numerics)

@@ -95,9 +95,12 @@ class AmbiguityWarning(UserWarning):
 
 
 def mil_dtype(var: Any) -> str:
-    """The MIL dtype name (``fp32``, ``int32``, ``bool``, ``string`` ...) of a MIL ``Var``."""
+    """The MIL dtype name (``fp32``, ``int32``, ``bool``, ``string`` ...) of a MIL ``Var``;
+    ``list`` for a tensor list (``make_list``'s output)."""
     from coremltools.converters.mil.mil import types
 
+    if types.is_list(var.sym_type):
+        return "list"
     return types.builtin_to_string(var.dtype)
 
 
@@ -122,11 +125,13 @@ class OpContext:
 
     Built once per op when a program is prepared (everything read from the MIL objects is
     cached here, since coremltools' accessors are slow); ``env`` is set for each run.
-    ``position`` is the op's 0-based index in ``main.operations``; ``n_ops`` their count.
+    ``position`` is the op's 0-based index in the operations of its block; ``n_ops`` their
+    count; ``scope`` names the block: ``main``, or a nested block such as
+    ``block 2 of 'while_loop_0'`` (a ``cond`` or ``while_loop`` body).
     """
 
     __slots__ = (
-        "op", "op_type", "name", "position", "n_ops", "numerics", "flush_subnormals",
+        "op", "op_type", "name", "position", "n_ops", "scope", "numerics", "flush_subnormals",
         "accumulate", "opset", "env", "_in_names", "_in_dtypes", "_out_dtypes",
     )
 
@@ -138,12 +143,14 @@ class OpContext:
         numerics: Numerics = "fp32",
         flush_subnormals: bool = False,
         accumulate: Accumulate = "fp32",
+        scope: str = "main",
     ) -> None:
         self.op = op
         self.op_type: str = op.op_type
         self.name: str = op.name
         self.position = position
         self.n_ops = n_ops
+        self.scope = scope
         self.numerics = numerics
         self.flush_subnormals = flush_subnormals
         self.accumulate = accumulate
@@ -164,7 +171,7 @@ class OpContext:
     @property
     def where(self) -> str:
         """``op 'conv' named 'conv_0' (#12 of 340 in main)``."""
-        return f"op {self.op_type!r} named {self.name!r} (#{self.position} of {self.n_ops} in main)"
+        return f"op {self.op_type!r} named {self.name!r} (#{self.position} of {self.n_ops} in {self.scope})"
 
     def unsupported(self, detail: str) -> UnsupportedOpError:
         return UnsupportedOpError(f"{self.where}: {detail}")

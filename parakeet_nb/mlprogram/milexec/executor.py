@@ -7,10 +7,14 @@ objects from coremltools' own protobuf loader), evaluates every op with a small 
 function registered for its op type (:mod:`parakeet_nb.mlprogram.milexec.ops`) and returns the
 function's outputs by name.
 
-It never guesses. An op type it does not implement, a nested block (``cond``,
-``while_loop``), or an attribute value outside what it implements (a pad mode, an LSTM
-activation, ``ceil_mode`` pooling...) raises :class:`UnsupportedOpError` naming the op type,
-the op's name and its position in ``main``, before any computation. Inputs for which an op's
+Control flow runs as defined: ``cond`` runs the block its predicate picks, ``while_loop``
+its body while its condition block returns true (nested blocks see the values around them),
+and tensor lists (``make_list``, ``list_write``...) are values like tensors.
+
+It never guesses. An op type it does not implement, or an attribute value outside what it
+implements (a pad mode, an LSTM activation, ``ceil_mode`` pooling...) raises
+:class:`UnsupportedOpError` naming the op type, the op's name and its position in ``main``
+(or in a nested block), before any computation. Inputs for which an op's
 result is undefined (out-of-bound gather indices, integer division by zero...) raise
 :class:`UndefinedBehaviorError` while running. After every op the produced shape and dtype
 are checked against the ones the program declares.
@@ -76,7 +80,8 @@ kernel would store them.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections import ChainMap
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +89,7 @@ import numpy as np
 
 from parakeet_nb.mlprogram.milexec import ops as _ops  # noqa: F401  (registers the op implementations)
 from parakeet_nb.mlprogram.milexec.constexpr import DECOMPRESSORS, decompress
+from parakeet_nb.mlprogram.milexec.ops.lists import TensorList
 from parakeet_nb.mlprogram.milexec.state import MilState, StateSlot
 from parakeet_nb.mlprogram.milexec.core import (
     COMPUTE_DTYPES,
@@ -122,6 +128,12 @@ __all__ = [
 
 #: Op types whose value coremltools materializes when it loads the program.
 _CONST_LIKE_PREFIX = "constexpr_"
+#: Ops with nested blocks, run by the executor itself, and their parameters
+#: (``coremltools/converters/mil/mil/ops/defs/iOS15/control_flow.py``).
+CONTROL_FLOW: dict[str, frozenset[str]] = {
+    "cond": frozenset({"pred"}),
+    "while_loop": frozenset({"loop_vars"}),
+}
 
 
 class NonFiniteError(MilExecError):
@@ -134,9 +146,9 @@ def _nonfinite(a: Any) -> bool:
 
 
 def supported_op_types() -> list[str]:
-    """Every op type the executor implements: the ops it runs and the ``constexpr_*`` weight
-    decompressions (``const`` aside)."""
-    return sorted(set(REGISTRY) | set(DECOMPRESSORS))
+    """Every op type the executor implements: the ops it runs, control flow (``cond``,
+    ``while_loop``) and the ``constexpr_*`` weight decompressions (``const`` aside)."""
+    return sorted(set(REGISTRY) | set(DECOMPRESSORS) | set(CONTROL_FLOW))
 
 
 def _is_symbolic(d: Any) -> bool:
@@ -189,51 +201,99 @@ def _declared_shape(var: Any) -> tuple[int | None, ...]:
 
 
 @dataclass
+class _Block:
+    """A nested block of a ``cond`` or ``while_loop``: its input names (a loop's variables),
+    its steps and the names of the values it returns."""
+
+    inputs: list[str]
+    steps: list[_Step]
+    outputs: list[str]
+
+
+@dataclass
 class _Step:
     position: int
     op: Any
-    impl: OpImpl
+    impl: OpImpl | None  # None for control flow, which the executor runs itself
+    n_ops: int
+    scope: str
+    blocks: list[_Block] = field(default_factory=list)
     free_after: list[str] = field(default_factory=list)
     ctx: OpContext | None = None
     outs: list[_Out] = field(default_factory=list)
 
 
-def _plan(function: Any) -> tuple[list[_Step], list[tuple[int, Any]], list[str]]:
-    """Split ``function.operations`` into const-like ops and executable steps, checking
-    support; returns ``(steps, consts, problems)`` where ``problems`` are the messages of
-    every unsupported op (empty when all are supported)."""
-    ops = list(function.operations)
+def _walk(steps: list[_Step]) -> Iterator[_Step]:
+    """Every step, those of nested blocks included."""
+    for step in steps:
+        yield step
+        for block in step.blocks:
+            yield from _walk(block.steps)
+
+
+def _reads(step: _Step) -> set[str]:
+    """The names a step reads: its inputs and, for control flow, whatever its blocks read
+    from outside themselves (reading more is harmless: it only keeps a value alive longer)."""
+    names = {
+        var.name
+        for value in step.op.inputs.values()
+        for var in (value if isinstance(value, (tuple, list)) else (value,))
+    }
+    for block in step.blocks:
+        names.update(block.outputs)
+        for inner in block.steps:
+            names |= _reads(inner)
+    return names
+
+
+def _plan(function: Any) -> tuple[list[_Step], list[tuple[str, Any]], list[str]]:
+    """Split ``function.operations`` (and those of nested blocks) into const-like ops and
+    executable steps, checking support; returns ``(steps, consts, problems)`` where
+    ``consts`` are ``(where, op)`` pairs and ``problems`` the messages of every unsupported
+    op (empty when all are supported)."""
+    consts: list[tuple[str, Any]] = []
+    problems: list[str] = []
+    steps = _plan_block(list(function.operations), "main", consts, problems)
+    return steps, consts, problems
+
+
+def _plan_block(ops: list[Any], scope: str, consts: list[tuple[str, Any]], problems: list[str]) -> list[_Step]:
     n = len(ops)
     steps: list[_Step] = []
-    consts: list[tuple[int, Any]] = []
-    problems: list[str] = []
     for pos, op in enumerate(ops):
-        where = f"op {op.op_type!r} named {op.name!r} (#{pos} of {n} in main)"
+        where = f"op {op.op_type!r} named {op.name!r} (#{pos} of {n} in {scope})"
         if op.op_type == "const" or op.op_type.startswith(_CONST_LIKE_PREFIX):
             if op.op_type not in DECOMPRESSORS and any(v.val is None for v in op.outputs):
                 problems.append(
                     f"{where}: op type {op.op_type!r} (weight decompression) is not implemented by milexec"
                     if op.op_type != "const" else f"{where}: no value was materialized for this constant"
                 )
-            consts.append((pos, op))
+            consts.append((where, op))
             continue
-        if getattr(op, "blocks", None):
-            problems.append(f"{where}: ops with nested blocks (control flow) are not supported")
-            continue
+        blocks = list(getattr(op, "blocks", None) or ())
         impl = REGISTRY.get(op.op_type)
-        if impl is None:
+        params = CONTROL_FLOW.get(op.op_type) if blocks else (impl.params if impl else None)
+        if params is None:
             problems.append(f"{where}: op type {op.op_type!r} is not implemented by milexec")
             continue
-        extra = sorted(set(op.inputs) - impl.params)
+        extra = sorted(set(op.inputs) - params)
         if extra:
             problems.append(f"{where}: parameter(s) {', '.join(extra)} are not implemented")
             continue
-        bad = [mil_dtype(v) for v in op.outputs if mil_dtype(v) not in COMPUTE_DTYPES]
+        bad = [mil_dtype(v) for v in op.outputs if mil_dtype(v) not in COMPUTE_DTYPES and mil_dtype(v) != "list"]
         if bad:
             problems.append(f"{where}: output dtype(s) {', '.join(bad)} are not supported")
             continue
-        steps.append(_Step(pos, op, impl))
-    return steps, consts, problems
+        nested = [
+            _Block(
+                [v.name for v in block.inputs],
+                _plan_block(list(block.operations), f"block {i + 1} of {op.name!r}", consts, problems),
+                [v.name for v in block.outputs],
+            )
+            for i, block in enumerate(blocks)
+        ]
+        steps.append(_Step(pos, op, None if blocks else impl, n, scope, nested))
+    return steps
 
 
 def unsupported_ops(program: Any, function_name: str = "main") -> list[str]:
@@ -274,11 +334,14 @@ class MilExecutor:
             more = f" (and {len(problems) - 1} more unsupported op(s))" if len(problems) > 1 else ""
             raise UnsupportedOpError(problems[0] + more)
         self._steps = steps
-        for step in steps:
+        for step in _walk(steps):
             step.ctx = OpContext(
-                step.op, step.position, self.n_ops, numerics, self.flush_subnormals, accumulate
+                step.op, step.position, step.n_ops, numerics, self.flush_subnormals, accumulate, step.scope
             )
-            step.outs = [_Out(v.name, _declared_shape(v), mil_dtype(v)) for v in step.op.outputs]
+            step.outs = [
+                _Out(v.name, () if mil_dtype(v) == "list" else _declared_shape(v), mil_dtype(v))
+                for v in step.op.outputs
+            ]
         declared = [
             (name, _declared_shape(var), mil_dtype(var), _is_state(var))
             for name, var in self.function.inputs.items()
@@ -287,15 +350,10 @@ class MilExecutor:
         self._states = {name: (shape, dtype) for name, shape, dtype, state in declared if state}
         self._outputs = [(v.name, mil_dtype(v)) for v in self.function.outputs]
         raw = self._materialize(consts)
-        read = {v.name for v in self.function.outputs} | {
-            var.name
-            for step in steps
-            for value in step.op.inputs.values()
-            for var in (value if isinstance(value, (tuple, list)) else (value,))
-        }
+        read = {v.name for v in self.function.outputs}.union(*(_reads(step) for step in steps))
         self._consts: dict[str, Any] = {
-            var.name: self._prepare_const(var, raw[var.name], pos, op)
-            for pos, op in consts
+            var.name: self._prepare_const(var, raw[var.name], where, op)
+            for where, op in consts
             for var in op.outputs
             if var.name in read
         }
@@ -305,11 +363,11 @@ class MilExecutor:
     def _rounds(self, dtype: str) -> bool:
         return dtype == "fp16" or (dtype == "fp32" and self.numerics == "fp16")
 
-    def _materialize(self, consts: list[tuple[int, Any]]) -> dict[str, Any]:
+    def _materialize(self, consts: list[tuple[str, Any]]) -> dict[str, Any]:
         """Every constant's stored value by name; ``constexpr_*`` ops are decompressed here,
         in program order, from their inputs' values (:mod:`~parakeet_nb.mlprogram.milexec.constexpr`)."""
         raw: dict[str, Any] = {}
-        for pos, op in consts:
+        for where, op in consts:
             if op.op_type not in DECOMPRESSORS:
                 raw.update((var.name, var.val) for var in op.outputs)
                 continue
@@ -317,28 +375,21 @@ class MilExecutor:
             try:
                 outputs = decompress(op.op_type, inputs)
             except Exception as exc:  # an inconsistent program: say which op
-                raise ExecutorInternalError(
-                    f"op {op.op_type!r} named {op.name!r} (#{pos} of {self.n_ops} in main): "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
+                raise ExecutorInternalError(f"{where}: {type(exc).__name__}: {exc}") from exc
             for var, value in zip(op.outputs, outputs):
                 if tuple(np.shape(value)) != _declared_shape(var):
                     raise ExecutorInternalError(
-                        f"op {op.op_type!r} named {op.name!r} (#{pos} of {self.n_ops} in main): output "
-                        f"{var.name!r} has shape {list(np.shape(value))}, the program declares {list(var.shape)}"
+                        f"{where}: output {var.name!r} has shape {list(np.shape(value))}, the program declares {list(var.shape)}"
                     )
                 raw[var.name] = value
         return raw
 
-    def _prepare_const(self, var: Any, value: Any, pos: int, op: Any) -> Any:
+    def _prepare_const(self, var: Any, value: Any, where: str, op: Any) -> Any:
         dtype = mil_dtype(var)
         if dtype == "string":
             return str(value)
         if dtype not in COMPUTE_DTYPES:
-            raise UnsupportedOpError(
-                f"op {op.op_type!r} named {op.name!r} (#{pos} of {self.n_ops} in main): "
-                f"constant of dtype {dtype} is not supported"
-            )
+            raise UnsupportedOpError(f"{where}: constant of dtype {dtype} is not supported")
         a = np.asarray(value)
         if dtype in FLOAT_TYPES:
             a = a.astype(np.float32, copy=False)
@@ -352,9 +403,8 @@ class MilExecutor:
         """Drop every intermediate right after its last reader (keeps peak memory low)."""
         last_use: dict[str, int] = {}
         for i, step in enumerate(self._steps):
-            for v in step.op.inputs.values():
-                for var in v if isinstance(v, (tuple, list)) else (v,):
-                    last_use[var.name] = i
+            for name in _reads(step):
+                last_use[name] = i
         keep = {v.name for v in self.function.outputs} | set(self._consts)
         for name, i in last_use.items():
             if name not in keep:
@@ -457,6 +507,10 @@ class MilExecutor:
     # ---- running ----------------------------------------------------------------------
     def _finish(self, value: Any, out: _Out, ctx: OpContext) -> np.ndarray:
         """Check an op's output against its declared type and apply the numerics mode."""
+        if out.dtype == "list":
+            if not isinstance(value, TensorList):
+                raise ExecutorInternalError(f"{ctx.where}: output {out.name!r} is {type(value).__name__}, declared a list")
+            return value
         a = np.asarray(value)
         declared = out.shape
         if a.ndim != len(declared) or any(d is not None and d != n for d, n in zip(declared, a.shape)):
@@ -513,10 +567,30 @@ class MilExecutor:
         env.update(self._validate_inputs(inputs))
         env.update(self._bind_state(state))
         with np.errstate(all="ignore"):  # IEEE semantics: inf/nan propagate silently
-            for step in self._steps:
-                op = step.op
-                ctx = step.ctx
-                ctx.env = env
+            try:
+                self._run_steps(self._steps, env, on_op, stop_on_nonfinite)
+            finally:
+                for step in _walk(self._steps):  # do not keep this run's values alive
+                    step.ctx.env = {}
+        return {
+            name: np.array(env[name], dtype=STORAGE_DTYPES.get(dtype), copy=True)
+            for name, dtype in self._outputs
+        }
+
+    def _run_steps(
+        self,
+        steps: list[_Step],
+        env: MutableMapping[str, Any],
+        on_op: Callable[[Any, tuple[np.ndarray, ...]], None] | None,
+        stop_on_nonfinite: bool,
+    ) -> None:
+        """Run ``steps`` in order, each op reading from and writing to ``env``."""
+        for step in steps:
+            ctx = step.ctx
+            ctx.env = env
+            if step.blocks:
+                results = self._control_flow(step, env, on_op, stop_on_nonfinite)
+            else:
                 try:
                     result = step.impl.fn(ctx)
                 except (MilExecError, Warning):  # ours, or a warning turned into an error
@@ -524,26 +598,47 @@ class MilExecutor:
                 except Exception as exc:  # a numpy error means a bug or an inconsistent program
                     raise ExecutorInternalError(f"{ctx.where}: {type(exc).__name__}: {exc}") from exc
                 results = result if isinstance(result, tuple) else (result,)
-                if len(results) != len(step.outs):
-                    raise ExecutorInternalError(
-                        f"{ctx.where}: produced {len(results)} outputs, the program declares {len(step.outs)}"
-                    )
-                finished = tuple(self._finish(v, out, ctx) for v, out in zip(results, step.outs))
-                if stop_on_nonfinite:
-                    self._check_finite(step, env, finished)
-                for out, v in zip(step.outs, finished):
-                    env[out.name] = v
-                if on_op is not None:
-                    on_op(op, finished)
-                for name in step.free_after:
-                    env.pop(name, None)
-            for step in self._steps:  # do not keep this run's values alive
-                step.ctx.env = {}
-        return {
-            name: np.array(env[name], dtype=STORAGE_DTYPES.get(dtype), copy=True)
-            for name, dtype in self._outputs
-        }
+            if len(results) != len(step.outs):
+                raise ExecutorInternalError(
+                    f"{ctx.where}: produced {len(results)} outputs, the program declares {len(step.outs)}"
+                )
+            finished = tuple(self._finish(v, out, ctx) for v, out in zip(results, step.outs))
+            if stop_on_nonfinite:
+                self._check_finite(step, env, finished)
+            for out, v in zip(step.outs, finished):
+                env[out.name] = v
+            if on_op is not None:
+                on_op(step.op, finished)
+            for name in step.free_after:
+                env.pop(name, None)
 
+    def _run_block(self, block: _Block, env: MutableMapping[str, Any], values: tuple, *run_args: Any) -> tuple:
+        """Run a nested block on ``values`` (its inputs) in a scope over ``env``; its own
+        values are dropped when it returns."""
+        scope = ChainMap(dict(zip(block.inputs, values)), env)
+        self._run_steps(block.steps, scope, *run_args)
+        return tuple(scope[name] for name in block.outputs)
+
+    def _control_flow(self, step: _Step, env: MutableMapping[str, Any], *run_args: Any) -> tuple:
+        """``cond``: the block ``pred`` picks. ``while_loop``: the body while the condition
+        block returns true, from ``loop_vars``; the outputs are the last values (a loop whose
+        condition never turns false does not end here either)."""
+        ctx = step.ctx
+        if step.op.op_type == "cond":
+            taken = step.blocks[0] if self._truth(ctx, ctx.x("pred"), "pred") else step.blocks[1]
+            return self._run_block(taken, env, (), *run_args)
+        condition, body = step.blocks
+        values = tuple(ctx.values("loop_vars"))
+        while self._truth(ctx, self._run_block(condition, env, values, *run_args)[0], "the loop condition"):
+            values = self._run_block(body, env, values, *run_args)
+        return values
+
+    @staticmethod
+    def _truth(ctx: OpContext, value: Any, what: str) -> bool:
+        a = np.asarray(value)
+        if a.size != 1 or a.dtype != np.bool_:
+            raise ctx.undefined(f"{what} is {a.dtype} of shape {list(a.shape)}, not one bool")
+        return bool(a.reshape(()))
 
     def _check_finite(self, step: _Step, env: dict[str, Any], finished: tuple[np.ndarray, ...]) -> None:
         bad = [(out, v) for out, v in zip(step.outs, finished) if _nonfinite(v)]

@@ -10,6 +10,7 @@ from parakeet_nb.mlprogram.milexec.ops import (  # noqa: F401  (imported for reg
     elementwise,
     indexing,
     linear,
+    lists,
     norm,
     quantization,
     random,
