@@ -17,6 +17,7 @@ from parakeet_nb.mlprogram.milexec.ops import (  # noqa: F401  (imported for reg
     rearrange,
     recurrent,
     reduce,
+    resize,
     scatter,
     shape,
     state,
