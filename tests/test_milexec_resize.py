@@ -361,3 +361,62 @@ def test_resample_negative_tie_is_ambiguous_and_bad_values_refused():
     with pytest.raises(UnsupportedOpError, match="sampling_mode 'bicubic'"):
         run(lambda x, c: mb.resample(x=x, coordinates=c, sampling_mode="bicubic", padding_mode="border", padding_value=0.0,
                                      coordinates_mode="unnormalized", align_corners=False), x, c, opset=IOS16)
+
+
+# ---- affine ----------------------------------------------------------------------------
+def affine_ref(x: np.ndarray, t: np.ndarray, oh: int, ow: int) -> np.ndarray:
+    """PyTorch's ``affine_grid`` + ``grid_sample`` (bilinear, zero padding), both with
+    ``align_corners=True``: the definition's conventions as the suite's values pin them
+    (float64; ``theta = [[a0, a1, a2], [b0, b1, b2]]``, one row broadcast over the batch)."""
+    theta = torch.from_numpy(np.broadcast_to(t.astype(np.float64), (x.shape[0], 6)).reshape(-1, 2, 3).copy())
+    grid = F.affine_grid(theta, [x.shape[0], x.shape[1], oh, ow], align_corners=True)
+    return F.grid_sample(torch.from_numpy(x.astype(np.float64)), grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=True).numpy()
+
+
+def affine(x, t, oh: int, ow: int, align: bool = True):
+    return mb.affine(x=x, transform_matrix=t, output_height=oh, output_width=ow, sampling_mode="bilinear",
+                     padding_mode="constant", padding_value=0.0, coordinates_mode="normalized_minus_one_to_one",
+                     align_corners=align)
+
+
+@pytest.mark.parametrize("rows", [1, 2])
+@pytest.mark.parametrize("size", [(4, 7), (7, 3), (5, 6)])
+def test_affine_matches_torch_affine_grid_and_grid_sample(rows, size):
+    x = randn(2, 3, 5, 6)
+    t = RNG.uniform(-1.5, 1.5, (rows, 6)).astype(np.float32)  # rotations, shears, shifts: partly outside
+    out = run(lambda x, t: affine(x, t, *size), x, t, opset=IOS15)
+    assert out.shape == (2, 3) + size
+    np.testing.assert_allclose(out, affine_ref(x, t, *size), rtol=1e-5, atol=1e-6)
+    assert np.any(out == 0.0)  # some positions fall in the zero padding
+
+
+def test_affine_identity_and_suite_values():
+    """The identity transform returns the input; ``TestAffine``'s expected values
+    (``mil/ops/tests/iOS15/test_image_resizing.py``) are reproduced."""
+    x = randn(2, 3, 5, 6)
+    eye = np.array([[1, 0, 0, 0, 1, 0]], np.float32)
+    np.testing.assert_allclose(run(lambda x, t: affine(x, t, 5, 6), x, eye, opset=IOS15), x, rtol=1e-6, atol=1e-7)
+    x = np.array([11.0, 22.0, 33.0, 44.0], np.float32).reshape(1, 1, 2, 2)
+    t = np.array([[-1.0, -2.0, -3.7, -1.0, 3.5, 1.2]], np.float32)
+    a, b = run(lambda x, t: [affine(x, t, 3, 3), affine(x, t, 2, 5)], x, t, opset=IOS15)
+    np.testing.assert_allclose(a.ravel(), [10.752501, 2.5025, 0.0, 1.9799997, 0, 0, 0, 0, 0], rtol=1e-6)
+    np.testing.assert_allclose(b.ravel(), [10.752501, 5.94, 2.5025, 0.44000006, 0, 0, 0, 0, 0, 0], rtol=1e-6)
+
+
+def test_affine_single_output_row_and_refusals():
+    x = randn(2, 1, 4, 5)
+    flat = np.array([[0.5, 0.0, 0.1, 0.0, 0.0, -0.25]], np.float32)  # rows do not depend on v
+    out = run(lambda x, t: affine(x, t, 1, 6), x, flat, opset=IOS15)
+    px = (np.linspace(-1, 1, 6) * 0.5 + np.float32(0.1) + 1) / 2 * 4  # float64 from the definition
+    py = np.full(6, (1 - 0.25) / 2 * 3)
+    np.testing.assert_allclose(out[:, :, 0], bilinear_ref(x, py[:1], px)[:, :, 0], rtol=1e-6, atol=1e-6)
+    with pytest.raises(UnsupportedOpError, match="output_height 1 with a transform depending on that coordinate"):
+        run(lambda x, t: affine(x, t, 1, 6), x, np.array([[1, 0.2, 0, 0, 1, 0]], np.float32), opset=IOS15)
+    eye = np.array([[1, 0, 0, 0, 1, 0]], np.float32)
+    with pytest.raises(UnsupportedOpError, match="align_corners False"):
+        run(lambda x, t: affine(x, t, 3, 3, align=False), x, eye, opset=IOS15)
+    with pytest.raises(UnsupportedOpError, match=r"transform_matrix \[3, 6\]"):
+        run(lambda x, t: affine(x, t, 3, 3), x, np.repeat(eye, 3, axis=0), opset=IOS15)
+    with pytest.raises(UndefinedBehaviorError, match="non-finite transform_matrix"):
+        run(lambda x, t: affine(x, t, 3, 3), x, np.array([[1, 0, np.inf, 0, 1, 0]], np.float32), opset=IOS15)

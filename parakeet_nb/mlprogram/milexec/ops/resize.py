@@ -1,6 +1,6 @@
 """Image resizing: ``upsample_nearest_neighbor``, ``upsample_bilinear``,
 ``resize_nearest_neighbor``, ``resize_bilinear``, ``resize`` (iOS17), ``crop``,
-``crop_resize`` and ``resample``.
+``crop_resize``, ``resample`` and ``affine``.
 
 Definitions: coremltools ``converters/mil/mil/ops/defs/iOS15/image_resizing.py`` and its
 revisions in ``defs/iOS16/image_resizing.py`` and ``defs/iOS17/image_resizing.py``; where a
@@ -28,6 +28,8 @@ float32; the executor rounds fp16-typed outputs itself.
 
 from __future__ import annotations
 
+from types import EllipsisType
+
 import numpy as np
 
 from parakeet_nb.mlprogram.milexec.core import OpContext, register
@@ -37,8 +39,8 @@ SAMPLING_MODES = ("STRICT_ALIGN_CORNERS", "ALIGN_CORNERS", "DEFAULT", "OFFSET_CO
 
 
 # ---- shared helpers ------------------------------------------------------------------
-def _choice(ctx: OpContext, param: str, allowed: tuple[str, ...], default: str) -> str:
-    """A string parameter, refused unless it is one of ``allowed``."""
+def _choice(ctx: OpContext, param: str, allowed: tuple[str, ...], default: str | EllipsisType = ...) -> str:
+    """A string parameter, refused unless it is one of ``allowed`` (no ``default``: required)."""
     value = ctx.attr(param, default)
     if value not in allowed:
         raise ctx.unsupported(f"{param} {value!r} (implemented: {', '.join(allowed)})")
@@ -440,9 +442,20 @@ def op_resample(ctx: OpContext) -> np.ndarray:
         raise ctx.unsupported(f"x {list(x.shape)} with coordinates {list(coords.shape)}")
     if not np.all(np.isfinite(coords)):
         raise ctx.undefined("non-finite coordinates")
-    batch, _, h, w = x.shape
+    h, w = x.shape[2:]
     px = _pixel_positions(coords[..., 0], w, cmode, align)
     py = _pixel_positions(coords[..., 1], h, cmode, align)
+    return _sample(ctx, x, px, py, sampling, padding, fill)
+
+
+def _sample(
+    ctx: OpContext, x: np.ndarray, px: np.ndarray, py: np.ndarray, sampling: str, padding: str, fill: np.float64
+) -> np.ndarray:
+    """``x: [B, C, H, W]`` (float64) sampled at the finite pixel positions ``(px, py)``,
+    each ``[B, H2, W2]``, as ``resample`` does: the image padded as ``padding`` says
+    (``constant``: ``fill``), ``bilinear`` or ``nearest`` (half up). Output ``[B, C, H2, W2]``,
+    float32."""
+    batch, _, h, w = x.shape
     b = np.arange(batch).reshape(-1, 1, 1)
 
     def read(iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
@@ -480,3 +493,85 @@ def _warn_negative_ties(ctx: OpContext, p: np.ndarray, chosen: np.ndarray, n: in
             f"nearest sampling at negative half-integer positions {p[tie][differs][:3].tolist()}: "
             "rounding half up and away from zero read different samples (rounded half up)"
         )
+
+
+# ---- affine ----------------------------------------------------------------------------
+def _corner_grid(ctx: OpContext, n: int, coefficients: np.ndarray, what: str) -> np.ndarray:
+    """The output coordinates ``linspace(-1, 1, n)`` along an axis of ``n`` samples (the first
+    and last samples' centres at -1 and 1, ``align_corners=True``). A single sample's
+    coordinate is not defined (both -1 and 1 name its centre; PyTorch's ``affine_grid`` takes
+    0): refused unless ``coefficients``, the transform's factors of that coordinate, are all 0."""
+    if n < 0:
+        raise ctx.unsupported(f"negative {what} {n}")
+    if n == 1 and np.any(coefficients != 0):
+        raise ctx.unsupported(
+            f"{what} 1 with a transform depending on that coordinate: the coordinate of a single "
+            "output sample is not defined (-1 and 1 both name its centre)"
+        )
+    return np.linspace(-1.0, 1.0, n) if n > 1 else np.zeros(n)
+
+
+@register(
+    "affine",
+    params=(
+        "x", "transform_matrix", "output_height", "output_width", "sampling_mode", "padding_mode",
+        "padding_value", "coordinates_mode", "align_corners",
+    ),
+    family="resize",
+)
+def op_affine(ctx: OpContext) -> np.ndarray:
+    """``x: [B, C, H, W]`` resampled through an affine map of normalized coordinates:
+    ``out[b, c, i, j] = x[b, c]`` read at ``(x', y')`` with::
+
+        x' = a0 * u + a1 * v + a2,    y' = b0 * u + b1 * v + b2,
+
+    ``[a0, a1, a2, b0, b1, b2]`` row ``b`` of ``transform_matrix: [B, 6]`` (or its only row,
+    ``[1, 6]``) and ``(u, v)`` the output position ``(j, i)`` in ``normalized_minus_one_to_one``
+    coordinates: ``u = -1 + 2 j / (output_width - 1)``, ``v`` alike over ``output_height``.
+    Output ``[B, C, output_height, output_width]``. ``(x', y')`` is read as ``resample`` reads
+    ``normalized_minus_one_to_one`` coordinates with ``align_corners=True`` (-1 and 1 are the
+    centres of the corner pixels), bilinearly, in the image padded with zeros. It is PyTorch's
+    ``affine_grid`` followed by ``grid_sample(mode="bilinear", padding_mode="zeros")``, both
+    with ``align_corners=True``, ``theta = [[a0, a1, a2], [b0, b1, b2]]``.
+
+    Definition: coremltools ``converters/mil/mil/ops/defs/iOS15/image_resizing.py``
+    (``class affine``). It does not say in which coordinates ``(u, v)`` are; the suite's
+    values decide (``converters/mil/mil/ops/tests/iOS15/test_image_resizing.py``,
+    ``TestAffine``, expected values, no reference formula): the top-left output of a 3x3
+    ``affine`` of a 2x2 image with ``[-1, -2, -3.7, -1, 3.5, 1.2]`` is 10.7525, the input read
+    at ``(x', y') = (-0.7, -1.3)``, i.e. ``(u, v) = (-1, -1)``. The definition allows only
+    ``sampling_mode="bilinear"``, ``padding_mode="constant"`` with ``padding_value`` 0,
+    ``coordinates_mode="normalized_minus_one_to_one"`` and ``align_corners=True``; anything
+    else is refused, as are an output axis of one sample that the transform depends on (its
+    coordinate is not defined) and a ``transform_matrix`` whose rows are neither 1 nor ``B``.
+    Non-finite transforms are refused as undefined. Positions are computed in float64 from
+    the stored values and the result rounded once to float32.
+    """
+    x = np.asarray(ctx.x("x"), dtype=F64)
+    t = np.asarray(ctx.x("transform_matrix"), dtype=F64)
+    _choice(ctx, "sampling_mode", ("bilinear",))
+    _choice(ctx, "padding_mode", ("constant",))
+    _choice(ctx, "coordinates_mode", ("normalized_minus_one_to_one",))
+    fill = F64(ctx.attr("padding_value"))
+    if fill != 0:
+        raise ctx.unsupported(f"padding_value {fill.item()} (the definition supports only 0)")
+    if not ctx.attr("align_corners"):
+        raise ctx.unsupported("align_corners False (the definition supports only True)")
+    if x.ndim != 4 or t.ndim != 2 or t.shape[1] != 6 or t.shape[0] not in (1, x.shape[0]):
+        raise ctx.unsupported(
+            f"x {list(x.shape)} with transform_matrix {list(t.shape)} (the definition takes [B, C, H, W] "
+            "with [B, 6] or [1, 6])"
+        )
+    if not np.all(np.isfinite(t)):
+        raise ctx.undefined("non-finite transform_matrix")
+    batch, _, h, w = x.shape
+    oh, ow = int(ctx.attr("output_height")), int(ctx.attr("output_width"))
+    u = _corner_grid(ctx, ow, t[:, [0, 3]], "output_width").reshape(1, 1, -1)
+    v = _corner_grid(ctx, oh, t[:, [1, 4]], "output_height").reshape(1, -1, 1)
+    if (h == 0 or w == 0) and oh * ow > 0:
+        raise ctx.undefined(f"sampling an empty {h}x{w} image")
+    a0, a1, a2, b0, b1, b2 = (t[:, k].reshape(-1, 1, 1) for k in range(6))
+    shape = (batch, oh, ow)
+    px = _pixel_positions(np.broadcast_to(a0 * u + a1 * v + a2, shape), w, "normalized_minus_one_to_one", True)
+    py = _pixel_positions(np.broadcast_to(b0 * u + b1 * v + b2, shape), h, "normalized_minus_one_to_one", True)
+    return _sample(ctx, x, px, py, "bilinear", "constant", fill)
