@@ -109,3 +109,33 @@ def test_run_state_errors(stateful_package, capsys, tmp_path, state, match):
     assert code == (1 if file == "INF" else 2)
     assert match in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # a coremltools pass
+def test_audit_and_plan_read_tensor_lists_and_loops(tmp_path, capsys):
+    """A list grown in a while loop (data-dependent length): the tools check the tensors, skip
+    the list values themselves (not tensors) and report the unbounded gathered axis."""
+    import coremltools as ct
+    from coremltools.converters.mil import Builder as mb
+
+    @mb.program(input_specs=[mb.TensorSpec((1,)), mb.TensorSpec((2,))], opset_version=ct.target.iOS17)
+    def prog(num_iters, update):
+        def cond(i, ls):
+            return mb.less(x=mb.cast(x=i, dtype="fp32"), y=num_iters)
+
+        def body(i, ls):
+            return mb.add(x=i, y=1), mb.list_write(ls=ls, index=i, value=update)
+
+        _, ls = mb.while_loop(_cond=cond, _body=body,
+                              loop_vars=(np.int32(0), mb.make_list(init_length=1, elem_shape=(2,))))
+        return mb.list_gather(ls=ls, indices=mb.range_1d(start=0, end=mb.list_length(ls=ls), step=1))
+
+    path = tmp_path / "loop.mlpackage"
+    ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
+               skip_model_load=True).save(str(path))
+    capsys.readouterr()
+    assert cli.main(["audit", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "list_gather" in out and "H is unbounded" in out and "make_list" not in out
+    assert cli.main(["plan", str(path)]) == 0
+    assert "no op is placed on the ANE" in capsys.readouterr().out

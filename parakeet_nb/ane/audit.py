@@ -249,9 +249,21 @@ def _shapes_at_bounds(loaded: LoadedProgram, bounds: dict[str, int | None]) -> d
     shapes = {name: tuple(var.shape) for name, var in main.inputs.items()}
     for op in walk_ops(main):
         for var in op.outputs:
-            if getattr(var, "shape", None) is not None:
-                shapes[var.name] = tuple(var.shape)
+            shape = tensor_shape(var)
+            if shape is not None:
+                shapes[var.name] = shape
     return shapes
+
+
+def tensor_shape(var: Any) -> tuple[Any, ...] | None:
+    """``var``'s shape, or ``None`` for a value that is not a tensor: a tensor list
+    (``make_list``, ``list_write``...), whose elements are checked where they are read or written."""
+    from coremltools.converters.mil.mil import types
+
+    if types.is_list(var.sym_type):
+        return None
+    shape = getattr(var, "shape", None)
+    return None if shape is None else tuple(shape)
 
 
 def walk_ops(block):
@@ -272,8 +284,7 @@ def audit_program(loaded: LoadedProgram) -> AuditReport:
 
     def check(index: int, op_type: str, op_name: str, role: str, param: str, var) -> None:
         nonlocal checked, widest
-        shape = getattr(var, "shape", None)
-        if shape is None:
+        if tensor_shape(var) is None:
             return
         checked += 1
         layout: Layout = to_layout(resolver(var))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from parakeet_nb.ane import op_table
-from parakeet_nb.ane.audit import ShapeResolver, walk_ops
+from parakeet_nb.ane.audit import ShapeResolver, tensor_shape, walk_ops
 from parakeet_nb.ane.layout import WIDTH_LIMIT, Flexible, ShapeError, to_layout
 from parakeet_nb.ane.plan import Border, Rejection, Segment, TensorInfo
 from parakeet_nb.mlprogram.load import LoadedProgram
@@ -23,9 +23,11 @@ from coremltools.converters.mil.mil import types as _types  # noqa: E402
 
 
 def dtype_name(var: Any) -> str:
+    if _types.is_list(var.sym_type):
+        return "list"
     try:
         return _types.builtin_to_string(var.dtype) or str(var.dtype)
-    except Exception:  # lists, states, exotic types
+    except Exception:  # states, exotic types
         return type(var.dtype).__name__ if getattr(var, "dtype", None) is not None else "?"
 
 def is_const_op(op: Any) -> bool:
@@ -40,9 +42,8 @@ def op_inputs(op: Any) -> list[tuple[str, Any]]:
     return found
 
 def tensor_info(var: Any, producer: int | None, resolver: ShapeResolver) -> TensorInfo:
-    shape = getattr(var, "shape", None)
     const = is_const_op(var.op)
-    if shape is None:
+    if tensor_shape(var) is None:
         return TensorInfo(var.name, None, dtype_name(var), producer, const, None, False, None, None)
     resolved = resolver(var)
     try:
