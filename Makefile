@@ -38,7 +38,7 @@ test-slow: setup
 	$(PY) -m pytest tests -m slow
 
 ## coremltools' own MIL op tests (every iOS14-iOS18 file), predicted by milexec, one pytest
-## process per file, JOBS at a time (default: the CPU count); 42 min on 2 cores.
+## process per file, JOBS at a time (default: the CPU count); 41 min on 2 cores.
 ## `make test` runs a subset that covers every op type milexec implements.
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 test-optests: setup

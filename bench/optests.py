@@ -12,7 +12,7 @@ Runs the op test files of ``coremltools/converters/mil/mil/ops/tests/iOS14 ... i
 
 The full suite is 19,834 cases (``test_compression``, ``test_quantization`` and the
 recurrent files are most of them); each case converts a program with ``ct.convert``, so a
-full run took 42 min on 2 cores with ``--jobs 2`` (one pytest process per file, two at a
+full run took 41 min on 2 cores with ``--jobs 2`` (one pytest process per file, two at a
 time; the largest files first). ``--files`` picks files (globs relative to the suite
 folder, e.g. ``'iOS14/test_conv.py'``), ``-k`` passes a pytest selection, ``--tiny-only``
 (what ``make bench --quick`` passes) runs only the committed subset
