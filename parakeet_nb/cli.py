@@ -104,14 +104,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 1
     except MilExecError as exc:
         raise UsageError(str(exc)) from None
-    out = Path(args.out)
-    files = {out / f"{name}.npy": value for name, value in outputs.items()}
-    files.update({out / "states" / f"{name}.npy": state.read_state(name) for name in state.names})
-    nonfinite = [str(f.relative_to(out).with_suffix("")) for f, v in files.items()
-                 if v.dtype.kind == "f" and not np.isfinite(v).all()]
+    # what gets written, by name relative to --out: the outputs, then states/<name>
+    results = {**outputs, **{f"states/{name}": state.read_state(name) for name in state.names}}
+    nonfinite = [n for n, v in results.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
     if nonfinite and not args.allow_nonfinite:
         bad_outputs = [n for n in nonfinite if n in outputs]
-        bad_states = [n.split("/", 1)[1] for n in nonfinite if n not in outputs]
+        bad_states = [n.removeprefix("states/") for n in nonfinite if n not in outputs]
         which = " and ".join(
             f"{kind}(s) {', '.join(names)}" for kind, names in (("output", bad_outputs), ("state", bad_states)) if names
         )
@@ -121,15 +119,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 1
     for name in nonfinite:
         print(f"parakeet-nb run: note: {name} holds inf/NaN (written because of --allow-nonfinite)", file=sys.stderr)
+    out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is a file; expected a folder")
-    for file, value in files.items():
+    for name, value in results.items():
+        file = out / f"{name}.npy"
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp = file.with_name(f".{file.name}.tmp")
         with open(tmp, "wb") as f:
             np.save(f, value)
         tmp.replace(file)
-        print(f"{file.relative_to(out).with_suffix('')}: {list(value.shape)} {value.dtype} -> {file}")
+        print(f"{name}: {list(value.shape)} {value.dtype} -> {file}")
     return 0
 
 

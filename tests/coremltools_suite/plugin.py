@@ -312,22 +312,12 @@ def _inputs_for(executor: Any, data: dict[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
-def _op_types(operations: Any) -> set[str]:
-    """The op types of ``operations`` and of their nested blocks (``cond``, ``while_loop``), ``const`` aside."""
-    types = set()
-    for op in operations:
-        if op.op_type != "const":
-            types.add(op.op_type)
-        for block in op.blocks or ():
-            types |= _op_types(block.operations)
-    return types
-
-
 @contextlib.contextmanager
 def _executor_for(model: Any) -> Iterator[Any]:
     """The converted ``model`` saved, read back with the project's loader and prepared by
     :class:`~parakeet_nb.mlprogram.milexec.MilExecutor` (fp16 numerics for an fp16 backend);
     an op the executor refuses, while preparing or running, skips the case."""
+    from parakeet_nb.ane.audit import walk_ops
     from parakeet_nb.mlprogram.load import load_program
     from parakeet_nb.mlprogram.milexec import MilExecutor, UnsupportedOpError
 
@@ -338,7 +328,7 @@ def _executor_for(model: Any) -> Iterator[Any]:
         path = Path(tmp) / "model.mlpackage"
         model.save(str(path))
         loaded = load_program(path)
-        record.ops.update(_op_types(loaded.main.operations))
+        record.ops.update(op.op_type for op in walk_ops(loaded.main) if op.op_type != "const")
         numerics = "fp16" if _precision == "fp16" else "fp32"
         try:
             yield MilExecutor(loaded, numerics=numerics)
